@@ -1,0 +1,157 @@
+"""Flow runs: root runs, subflows called in a flow or task, and subflows submitted to a runner."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import Any
+
+from anabranch._engine import active
+from anabranch._engine.inputs import resolve_inputs, resolve_returned
+from anabranch._engine.lifecycle import RunLifecycle, drive_async, drive_sync
+from anabranch._engine.names import generate_flow_run_name
+from anabranch._engine.parameters import call_with_parameters, render_run_name
+from anabranch.client.recorder import Recorder, get_recorder
+from anabranch.context import FlowRunContext, TaskRunContext, current_tags, enter_flow_run
+from anabranch.futures import AnabranchFuture
+from anabranch.logging.handlers import configure_run_logging
+from anabranch.logging.loggers import flow_run_logger
+from anabranch.logging.prints import install_print_capture
+from anabranch.schemas import FlowRun, State
+from anabranch.schemas._construct import construct
+from anabranch.states import Pending
+from anabranch.task_runners import TaskRunner
+
+
+class FlowRunEngine:
+    """One flow run: its record, its task runner, and its execution."""
+
+    def __init__(self, flow: Any, parameters: dict[str, Any]) -> None:
+        configure_run_logging()
+        task_ctx = TaskRunContext.get()
+        flow_ctx = FlowRunContext.get()
+        parent_task_run_id = None
+        if task_ctx is not None:
+            parent_flow_run_id = task_ctx.task_run.flow_run_id
+            parent_task_run_id = task_ctx.task_run.id
+            recorder: Recorder = task_ctx.recorder
+            inherited_prints = task_ctx.log_prints
+        elif flow_ctx is not None:
+            parent_flow_run_id = flow_ctx.flow_run.id
+            recorder, inherited_prints = flow_ctx.recorder, flow_ctx.log_prints
+        else:
+            parent_flow_run_id, recorder, inherited_prints = None, get_recorder(), False
+        self.is_root = parent_flow_run_id is None and parent_task_run_id is None
+        self.flow = flow
+        self.recorder = recorder
+        self.parameters = parameters
+        self.log_prints = inherited_prints if flow.log_prints is None else flow.log_prints
+        if flow.flow_run_name is not None:
+            name = render_run_name(flow.flow_run_name, parameters, f"Flow {flow.name!r}")
+        else:
+            name = generate_flow_run_name()
+        self.run = construct(
+            FlowRun,
+            name=name,
+            flow_name=flow.name,
+            flow_version=flow.version,
+            parameters=parameters,
+            tags=sorted(current_tags() | flow.tags),
+            parent_flow_run_id=parent_flow_run_id,
+            parent_task_run_id=parent_task_run_id,
+        )
+        self.logger = flow_run_logger(self.run, recorder)
+        self.lifecycle = RunLifecycle(
+            flow, self.run, flow.run_options, recorder.record_flow_run, self.logger, "Flow"
+        )
+        self.lifecycle.set_state(Pending())
+
+    def submit(self) -> AnabranchFuture[Any]:
+        """Run this subflow on the current flow run's task runner."""
+        flow_ctx = FlowRunContext.get()
+        if flow_ctx is None:
+            raise RuntimeError("submit() on a flow needs a running parent flow.")
+        context = contextvars.copy_context()
+        item = flow_ctx.task_runner.submit(lambda: context.run(self._run_submitted))
+        return AnabranchFuture(self.run, item)
+
+    def _run_submitted(self) -> None:
+        if self.flow.is_async:
+            asyncio.run(self.run_async())
+        else:
+            self.run_sync()
+
+    def run_sync(self) -> State:
+        self._begin()
+        try:
+            return drive_sync(self.lifecycle, self._call_sync)
+        except BaseException as exc:
+            self._crashed(exc)
+            raise
+        finally:
+            self._end()
+
+    async def run_async(self) -> State:
+        self._begin()
+        try:
+            return await drive_async(self.lifecycle, self._call_async)
+        except BaseException as exc:
+            self._crashed(exc)
+            raise
+        finally:
+            self._end()
+
+    def _begin(self) -> None:
+        if self.log_prints:
+            install_print_capture()
+        self.logger.info("Beginning flow run %r for flow %r", self.run.name, self.flow.name)
+
+    def _end(self) -> None:
+        if self.is_root:
+            self.recorder.flush()
+
+    def _crashed(self, exc: BaseException) -> None:
+        """Ctrl-C or termination: nothing of this process may stay Running or Pending."""
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            active.crash_all(
+                f"The process was interrupted ({type(exc).__name__}) while this run was active."
+            )
+
+    def _new_context(self) -> FlowRunContext:
+        runner: TaskRunner = self.flow.task_runner.duplicate()
+        return FlowRunContext(
+            flow=self.flow,
+            flow_run=self.run,
+            task_runner=runner,
+            recorder=self.recorder,
+            log_prints=self.log_prints,
+        )
+
+    def _resolved_parameters(self) -> dict[str, Any]:
+        return {k: resolve_inputs(v) for k, v in self.parameters.items()}
+
+    def _call_sync(self) -> Any:
+        ctx = self._new_context()
+        with enter_flow_run(ctx), ctx.task_runner:
+            value = call_with_parameters(
+                self.flow.fn, self.flow.signature, self._resolved_parameters()
+            )
+            return resolve_returned(value)
+
+    async def _call_async(self) -> Any:
+        ctx = self._new_context()
+        runner = ctx.task_runner
+        with enter_flow_run(ctx):
+            try:
+                value = await call_with_parameters(
+                    self.flow.fn, self.flow.signature, self._resolved_parameters()
+                )
+                value = await asyncio.to_thread(resolve_returned, value)
+            except Exception:
+                await asyncio.to_thread(runner.shutdown, True)
+                raise
+            except BaseException:
+                runner.shutdown(wait=False)
+                raise
+            await asyncio.to_thread(runner.shutdown, True)
+            return value

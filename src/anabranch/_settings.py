@@ -1,0 +1,44 @@
+"""The settings model, built on pydantic-settings (imported through ``anabranch.settings``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting anabranch reads, with its environment variable ``ANABRANCH_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="ANABRANCH_", extra="ignore")
+
+    home: Path = Field(default=Path("~/.anabranch"), description="Where the embedded store lives.")
+    api_url: str | None = Field(default=None, description="Server API URL; unset means embedded.")
+    api_key: str | None = Field(default=None, description="Bearer key for the server API.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; defaults to SQLite at $ANABRANCH_HOME."
+    )
+    logging_level: str = Field(default="INFO", description="Level of the console run logs.")
+    results_storage: str | None = Field(
+        default=None, description="Default result storage path or fsspec URL."
+    )
+    recorder_flush_interval: float = Field(
+        default=0.05, description="Seconds between background writes of run records."
+    )
+    default_max_workers: int | None = Field(
+        default=None, description="Default ThreadPoolTaskRunner max_workers."
+    )
+
+    @property
+    def home_path(self) -> Path:
+        return self.home.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_path / 'anabranch.db'}"
+
+    @property
+    def resolved_results_storage(self) -> str:
+        return self.results_storage or str(self.home_path / "storage")
+

@@ -1,0 +1,37 @@
+"""The `anabranch` command: the root app, `anabranch version`, and one error handler."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import version as distribution_version
+
+import typer
+
+from anabranch.cli import config, flow_run, render
+from anabranch.exceptions import AnabranchError
+
+app = typer.Typer(
+    name="anabranch",
+    help="Run, inspect and operate anabranch flows.",
+    no_args_is_help=True,
+    # Locals may hold database URLs with passwords or an API key.
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(config.app, name="config")
+app.add_typer(flow_run.app, name="flow-run")
+
+
+@app.command()
+def version() -> None:
+    """Print the installed anabranch version."""
+    print(f"anabranch {distribution_version('anabranch')}")
+
+
+def main() -> None:
+    """Entry point of the console script: an AnabranchError (unknown id, bad setting) is a
+    one-line message and exit code 1, not a traceback."""
+    try:
+        app()
+    except AnabranchError as exc:
+        render.error(str(exc))
+        sys.exit(1)

@@ -1,0 +1,185 @@
+"""Everything the CLI prints, in one place: tables, trees, log lines, JSON and errors.
+
+Commands fetch; this module formats. Text from the store (names, messages) is passed to
+rich as plain Text, never as markup, so a "[bold]" in a log line prints as typed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from anabranch.schemas import FlowRun, LogRecord, State, StateType, TaskRun
+
+_STATE_STYLES = {
+    StateType.COMPLETED: "green",
+    StateType.FAILED: "red",
+    StateType.CRASHED: "bold red",
+    StateType.CANCELLED: "yellow",
+    StateType.CANCELLING: "yellow",
+    StateType.PAUSED: "yellow",
+    StateType.RUNNING: "blue",
+    StateType.PENDING: "dim",
+    StateType.SCHEDULED: "dim",
+}
+_FAILURE_TYPES = frozenset({StateType.FAILED, StateType.CRASHED, StateType.CANCELLED})
+_UNBOUNDED_WIDTH = 10_000
+_LEVEL_STYLES = {"ERROR": "red", "CRITICAL": "bold red", "WARNING": "yellow", "DEBUG": "dim"}
+
+
+@dataclass
+class RunNode:
+    """A run and the runs it started, as ``flow-run inspect`` shows them."""
+
+    run: FlowRun | TaskRun
+    children: list[RunNode] = field(default_factory=list)
+
+
+def _console(*, stderr: bool = False, soft_wrap: bool = True) -> Console:
+    # soft_wrap: a line longer than the terminal stays one line for the terminal to wrap
+    # (copyable); tables and trees lay themselves out to the width instead.
+    console = Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap)
+    if not console.is_terminal:
+        # Piped or captured: rich would assume 80 columns and crop tables and trees.
+        console.width = _UNBOUNDED_WIDTH
+    return console
+
+
+def error(message: str) -> None:
+    """One line on stderr; the caller exits 1."""
+    _console(stderr=True).print(Text(f"Error: {message}", style="red"))
+
+
+def note(message: str) -> None:
+    """A remark for people (e.g. "no flow runs"), on stderr so stdout stays data."""
+    _console(stderr=True).print(Text(message, style="dim"))
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def run_json(run: FlowRun | TaskRun) -> dict[str, Any]:
+    return run.model_dump(mode="json")
+
+
+def tree_json(node: RunNode) -> dict[str, Any]:
+    """The run's fields plus ``kind`` and its nested ``children``."""
+    kind = "flow_run" if isinstance(node.run, FlowRun) else "task_run"
+    return {
+        **run_json(node.run),
+        "kind": kind,
+        "children": [tree_json(child) for child in node.children],
+    }
+
+
+def flow_runs_table(runs: Sequence[FlowRun]) -> None:
+    table = Table(box=None, header_style="bold")
+    # Only the id never wraps: in a narrow terminal the other cells wrap instead of vanishing.
+    table.add_column("ID", no_wrap=True, min_width=36)
+    table.add_column("Flow", overflow="fold")
+    table.add_column("Name", overflow="fold")
+    table.add_column("State")
+    table.add_column("Started")
+    table.add_column("Duration", justify="right")
+    for run in runs:
+        table.add_row(
+            str(run.id),
+            Text(run.flow_name),
+            Text(run.name),
+            _state_text(run.state),
+            _local(run.start_time, "%Y-%m-%d %H:%M:%S"),
+            _duration(run),
+        )
+    _console(soft_wrap=False).print(table)
+
+
+def run_tree(node: RunNode) -> None:
+    tree = Tree(_label(node.run, time_format="%Y-%m-%d %H:%M:%S"))
+    _add_children(tree, node.children)
+    _console(soft_wrap=False).print(tree)
+
+
+def log_lines(
+    logs: Iterable[LogRecord], flow_run: FlowRun, task_names: dict[uuid.UUID, str]
+) -> None:
+    """``HH:MM:SS.mmm | LEVEL   | Task run 'name' - message``, in local time."""
+    console = _console()
+    for record in logs:
+        level = logging.getLevelName(record.level)
+        if record.task_run_id is None:
+            source = f"Flow run {flow_run.name!r}"
+        else:
+            source = f"Task run {task_names.get(record.task_run_id, str(record.task_run_id))!r}"
+        line = Text(f"{_local(record.timestamp, '%H:%M:%S.%f')[:-3]} | ")
+        line.append(f"{level:<7}", style=_LEVEL_STYLES.get(level, ""))
+        line.append(f" | {source} - {record.message}")
+        console.print(line)
+
+
+def settings_table(rows: Iterable[tuple[str, str, str]], database: str) -> None:
+    """Rows of (environment variable, effective value, where it came from)."""
+    table = Table(box=None, header_style="bold")
+    table.add_column("Setting", no_wrap=True)
+    table.add_column("Value")
+    table.add_column("Source", no_wrap=True)
+    for name, value, source in rows:
+        table.add_row(name, Text(value), source)
+    _console(soft_wrap=False).print(table)
+    _console().print(Text(f"\nDatabase: {database}"))
+
+
+def _add_children(tree: Tree, children: list[RunNode]) -> None:
+    for child in children:
+        _add_children(tree.add(_label(child.run, time_format="%H:%M:%S")), child.children)
+
+
+def _label(run: FlowRun | TaskRun, *, time_format: str) -> Text:
+    label = Text(overflow="fold")
+    if isinstance(run, FlowRun):
+        label.append(run.flow_name, style="bold")
+        label.append(f" / {run.name}")
+    else:
+        label.append(run.name)
+    label.append("  ")
+    label.append_text(_state_text(run.state))
+    label.append(f"  {_local(run.start_time, time_format)}  {_duration(run)}", style="dim")
+    if isinstance(run, FlowRun):
+        label.append(f"  {run.id}", style="dim")
+    state = run.state
+    if state is not None and state.type in _FAILURE_TYPES and state.message:
+        label.append(f"\n{state.message}", style=_STATE_STYLES[state.type])
+    return label
+
+
+def _state_text(state: State | None) -> Text:
+    if state is None:
+        return Text("-", style="dim")
+    return Text(state.name, style=_STATE_STYLES.get(state.type, ""))
+
+
+def _local(moment: datetime | None, time_format: str) -> str:
+    return "-" if moment is None else moment.astimezone().strftime(time_format)
+
+
+def _duration(run: FlowRun | TaskRun) -> str:
+    seconds = run.total_run_time
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
+    minutes, seconds = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"

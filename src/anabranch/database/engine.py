@@ -1,0 +1,144 @@
+"""One SQLAlchemy engine per database URL per process, set up for several writers at once.
+
+SQLite is the default store and is shared by every process on the machine (a flow's
+background writer, a worker, the CLI), so its connections use WAL (readers never block the
+writer), a 30 s busy timeout (writers queue instead of failing) and transactions whose
+BEGIN we issue ourselves, so a write transaction can take the write lock up front.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pydantic_core
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from anabranch import _clock
+from anabranch.exceptions import AnabranchError
+
+_WRITE_OPTION = "anabranch_write"
+_BUSY_TIMEOUT_MS = 30_000
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def get_engine(url: str) -> Engine:
+    """The process's engine for ``url``, created on first use; safe to call from any thread."""
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = _create_engine(url)
+        return engine
+
+
+@contextmanager
+def write_transaction(url: str) -> Iterator[Connection]:
+    """A transaction committed on success that holds the write lock from its first statement.
+
+    On SQLite this is ``BEGIN IMMEDIATE``: a writer waits up front (busy timeout) for another
+    writer, instead of failing with "database is locked" when it reads first and then finds
+    its snapshot stale. Other databases lock rows as they go and need nothing special.
+    """
+    with get_engine(url).connect() as conn:
+        conn.execution_options(**{_WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        sa_url = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise AnabranchError(
+            f"{url!r} is not a database URL. Set ANABRANCH_DATABASE_URL to one like "
+            "sqlite:////path/to/anabranch.db or postgresql+psycopg://user@host/dbname."
+        ) from exc
+    options: dict[str, Any] = {"json_serializer": _json_dumps}
+    is_sqlite = sa_url.get_backend_name() == "sqlite"
+    if is_sqlite:
+        _make_parent_directory(sa_url.database)
+    else:
+        options["pool_pre_ping"] = True
+    try:
+        engine = sa.create_engine(sa_url, **options)
+    except ModuleNotFoundError as exc:
+        raise AnabranchError(
+            f"The database URL {sa_url.render_as_string(hide_password=True)} needs the "
+            f"{exc.name!r} driver, which is not installed; install it (pip install {exc.name})."
+        ) from exc
+    except sa.exc.ArgumentError as exc:
+        raise AnabranchError(
+            f"{sa_url.render_as_string(hide_password=True)} is not a database URL SQLAlchemy "
+            f"can open ({exc}); use sqlite:///... or postgresql+psycopg://..."
+        ) from exc
+    if is_sqlite:
+        sa.event.listen(engine, "connect", _configure_sqlite_connection)
+        sa.event.listen(engine, "begin", _begin_sqlite_transaction)
+    return engine
+
+
+def _make_parent_directory(database: str | None) -> None:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_sqlite_connection(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    # Autocommit at the driver level: pysqlite's own implicit BEGIN comes late and can not be
+    # IMMEDIATE, so _begin_sqlite_transaction issues it instead.
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    _switch_to_wal(dbapi_connection)
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
+def _switch_to_wal(dbapi_connection: sqlite3.Connection) -> None:
+    # WAL is recorded in the file, so only a fresh file needs switching. The switch takes an
+    # exclusive lock that SQLite does not wait for (the busy timeout does not apply), so
+    # processes opening a new file together retry until one of them has switched it.
+    deadline = _clock.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if _clock.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(2 * delay, 0.1)
+
+
+def _begin_sqlite_transaction(conn: Connection) -> None:
+    write = conn.get_execution_options().get(_WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _json_dumps(value: Any) -> str:
+    # Parameters may hold anything a user passed; values JSON can not express are stored as
+    # their str() so one odd parameter never loses a whole batch of records.
+    return pydantic_core.to_json(value, serialize_unknown=True).decode()
+
+
+def _forget_engines_after_fork() -> None:
+    # A forked child must not share the parent's pooled connections (nor a lock another
+    # parent thread held at fork time); it opens its own on next use.
+    global _lock
+    _lock = threading.Lock()
+    for engine in _engines.values():
+        engine.dispose(close=False)
+    _engines.clear()
+
+
+if hasattr(os, "register_at_fork"):  # no fork on Windows
+    os.register_at_fork(after_in_child=_forget_engines_after_fork)

@@ -1,0 +1,102 @@
+"""The tables: flow runs, task runs, their state history and their log lines.
+
+There are deliberately no foreign keys between these tables. Records arrive from batched
+writers in several processes, and the order across processes is not guaranteed: a task run
+or a log line may land before the flow run it belongs to, a subflow before its parent.
+Every reference is a plain indexed id that readers join on when both sides exist.
+
+A run row flattens its current State into ``state_*`` columns (plus ``result_ref``), so
+listing and filtering runs never needs a join; ``run_state`` keeps the full history.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from anabranch.database.types import UTCDateTime, json_column
+
+# Explicit names keep the migrations identical on SQLite and PostgreSQL.
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _state_columns() -> list[sa.Column]:
+    return [
+        sa.Column("state_id", sa.Uuid, nullable=True),
+        sa.Column("state_type", sa.String(16), nullable=True),
+        sa.Column("state_name", sa.Text, nullable=True),
+        sa.Column("state_message", sa.Text, nullable=True),
+        sa.Column("state_timestamp", UTCDateTime, nullable=True),
+        sa.Column("result_ref", json_column(none_as_null=True), nullable=True),
+    ]
+
+
+def _run_columns() -> list[sa.Column]:
+    return [
+        sa.Column("id", sa.Uuid, primary_key=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("parameters", json_column(), nullable=False),
+        sa.Column("tags", json_column(), nullable=False),
+        sa.Column("run_count", sa.Integer, nullable=False),
+        sa.Column("start_time", UTCDateTime, nullable=True),
+        sa.Column("end_time", UTCDateTime, nullable=True),
+        sa.Column("created", UTCDateTime, nullable=False),
+        sa.Column("updated", UTCDateTime, nullable=False),
+        *_state_columns(),
+    ]
+
+
+flow_run = sa.Table(
+    "flow_run",
+    metadata,
+    *_run_columns(),
+    sa.Column("flow_name", sa.Text, nullable=False),
+    sa.Column("flow_version", sa.Text, nullable=True),
+    sa.Column("parent_flow_run_id", sa.Uuid, nullable=True),
+    sa.Column("parent_task_run_id", sa.Uuid, nullable=True),
+    sa.Index(None, "created"),
+    sa.Index(None, "flow_name"),
+    sa.Index(None, "parent_flow_run_id"),
+    sa.Index(None, "state_type"),
+)
+
+task_run = sa.Table(
+    "task_run",
+    metadata,
+    *_run_columns(),
+    sa.Column("task_key", sa.Text, nullable=False),
+    sa.Column("flow_run_id", sa.Uuid, nullable=True),
+    sa.Column("cache_key", sa.Text, nullable=True),
+    sa.Index(None, "flow_run_id"),
+)
+
+run_state = sa.Table(
+    "run_state",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("run_id", sa.Uuid, nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("timestamp", UTCDateTime, nullable=False),
+    sa.Column("result_ref", json_column(none_as_null=True), nullable=True),
+    sa.Index(None, "run_id", "timestamp"),
+)
+
+log = sa.Table(
+    "log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("flow_run_id", sa.Uuid, nullable=True),
+    sa.Column("task_run_id", sa.Uuid, nullable=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("timestamp", UTCDateTime, nullable=False),
+    sa.Index(None, "flow_run_id", "timestamp"),
+    sa.Index(None, "task_run_id"),
+)

@@ -1,0 +1,5 @@
+"""The harness anabranch's own tests use, shipped so users can test their flows the same way."""
+
+from anabranch.testing.home import temporary_home
+
+__all__ = ["temporary_home"]

@@ -1,0 +1,281 @@
+"""Applying record batches to a real SQLite store and reading them back."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from anabranch.client.embedded import EmbeddedClient
+from anabranch.database import get_engine
+from anabranch.exceptions import ObjectNotFound
+from anabranch.results import ResultRef
+from anabranch.schemas import (
+    FlowRun,
+    LogRecord,
+    RecordBatch,
+    State,
+    StateRecord,
+    StateType,
+    TaskRun,
+)
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+WRITER = Path(__file__).with_name("concurrent_writer.py")
+
+
+def after(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def state(type_: StateType, at: datetime, name: str | None = None, **fields) -> State:
+    return State(type=type_, name=name or type_.value.title(), timestamp=at, **fields)
+
+
+def flow_run(name: str = "brave-otter", at: datetime = T0, **fields) -> FlowRun:
+    return FlowRun(name=name, flow_name="etl", created=at, **fields)
+
+
+def task_run(flow: FlowRun, name: str, at: datetime, **fields) -> TaskRun:
+    return TaskRun(name=name, task_key=f"etl.{name}", flow_run_id=flow.id, created=at, **fields)
+
+
+def history(run: FlowRun | TaskRun, *states: State) -> list[StateRecord]:
+    run.state = states[-1]
+    return [StateRecord(run_id=run.id, state=s) for s in states]
+
+
+def finished_flow_batch() -> tuple[FlowRun, list[TaskRun], RecordBatch]:
+    """A completed flow run with two task runs, their state histories and logs."""
+    flow = flow_run(start_time=T0, end_time=T0 + timedelta(seconds=3), run_count=1)
+    ref = ResultRef(storage="/tmp/results", key="abc", serializer="json")
+    states = history(
+        flow,
+        state(StateType.PENDING, T0),
+        state(StateType.RUNNING, T0 + timedelta(seconds=0.1)),
+        state(StateType.COMPLETED, T0 + timedelta(seconds=3), result_ref=ref),
+    )
+    tasks = []
+    for i in range(2):
+        started = after(1 + i)
+        task = task_run(flow, f"add-{i}", started, parameters={"x": i}, tags=["math"], run_count=1)
+        states += history(
+            task,
+            state(StateType.RUNNING, started),
+            state(StateType.COMPLETED, started + timedelta(seconds=0.5), result_ref=ref),
+        )
+        tasks.append(task)
+    logs = [
+        LogRecord(flow_run_id=flow.id, name="f", level=20, message="start", timestamp=T0),
+        LogRecord(task_run_id=tasks[1].id, name="t", level=40, message="late", timestamp=after(2)),
+        LogRecord(task_run_id=tasks[0].id, name="t", level=20, message="early", timestamp=after(1)),
+    ]
+    return flow, tasks, RecordBatch(flow_runs=[flow], task_runs=tasks, states=states, logs=logs)
+
+
+def test_a_batch_reads_back_as_the_runs_states_and_logs_it_holds(store: EmbeddedClient) -> None:
+    flow, tasks, batch = finished_flow_batch()
+    store.write_batch(batch)
+
+    stored = store.read_flow_run(flow.id)
+    assert stored.model_dump() == flow.model_dump()
+    assert stored.state.result_ref == flow.state.result_ref
+    assert [t.model_dump() for t in store.read_task_runs(flow_run_id=flow.id)] == [
+        t.model_dump() for t in tasks
+    ]
+    assert store.read_task_run(tasks[0].id).parameters == {"x": 0}
+    assert [r.state.type for r in store.read_states(flow.id)] == [
+        StateType.PENDING,
+        StateType.RUNNING,
+        StateType.COMPLETED,
+    ]
+
+
+def test_a_flow_runs_logs_include_its_task_runs_logs_in_time_order(store: EmbeddedClient) -> None:
+    flow, tasks, batch = finished_flow_batch()
+    store.write_batch(batch)
+
+    assert [r.message for r in store.read_logs(flow_run_id=flow.id)] == ["start", "early", "late"]
+    assert [r.message for r in store.read_logs(task_run_id=tasks[1].id)] == ["late"]
+    assert [r.message for r in store.read_logs(flow_run_id=flow.id, limit=1)] == ["start"]
+
+
+def test_applying_a_batch_twice_changes_no_run_and_no_state(
+    store: EmbeddedClient, database_url: str
+) -> None:
+    flow, tasks, batch = finished_flow_batch()
+    batch.logs = []
+    store.write_batch(batch)
+    first = _table_contents(database_url, "flow_run", "task_run", "run_state")
+
+    store.write_batch(batch)
+
+    second = _table_contents(database_url, "flow_run", "task_run", "run_state")
+    assert _without_updated(second) == _without_updated(first)
+
+
+def test_timestamps_read_back_as_the_same_instant_in_utc(store: EmbeddedClient) -> None:
+    paris = timezone(timedelta(hours=2))
+    start = datetime(2025, 6, 1, 14, 30, 0, 123456, tzinfo=paris)
+    flow = flow_run(start_time=start)
+    store.write_batch(RecordBatch(flow_runs=[flow]))
+
+    stored = store.read_flow_run(flow.id)
+
+    assert stored.start_time == start
+    assert stored.start_time.tzinfo == timezone.utc
+    assert stored.start_time.hour == 12
+    assert stored.created.tzinfo == timezone.utc
+
+
+def test_a_naive_timestamp_is_refused_with_the_way_out(store: EmbeddedClient) -> None:
+    flow = flow_run(start_time=datetime(2025, 6, 1, 14, 30))
+
+    with pytest.raises(sa.exc.StatementError, match="timezone-aware"):
+        store.write_batch(RecordBatch(flow_runs=[flow]))
+
+
+def test_a_snapshot_without_a_state_keeps_the_stored_state(store: EmbeddedClient) -> None:
+    flow = flow_run()
+    states = history(flow, state(StateType.RUNNING, T0))
+    store.write_batch(RecordBatch(flow_runs=[flow], states=states))
+    snapshot = flow.model_copy(update={"state": None, "run_count": 2})
+
+    store.write_batch(RecordBatch(flow_runs=[snapshot]))
+
+    stored = store.read_flow_run(flow.id)
+    assert stored.run_count == 2
+    assert stored.state == flow.state
+
+
+def test_an_older_snapshot_arriving_late_does_not_undo_a_newer_one(store: EmbeddedClient) -> None:
+    flow = flow_run()
+    history(flow, state(StateType.RUNNING, T0))
+    older = flow.model_copy()
+    history(flow, state(StateType.COMPLETED, T0 + timedelta(seconds=1)))
+    store.write_batch(RecordBatch(flow_runs=[flow]))
+
+    store.write_batch(RecordBatch(flow_runs=[older]))
+
+    assert store.read_flow_run(flow.id).state.type is StateType.COMPLETED
+
+
+def test_flow_runs_read_newest_first_filtered_by_state_flow_or_parent(
+    store: EmbeddedClient,
+) -> None:
+    parent = flow_run("parent", T0)
+    history(parent, state(StateType.RUNNING, T0))
+    child = flow_run("child", T0 + timedelta(seconds=1), parent_flow_run_id=parent.id)
+    history(child, state(StateType.RUNNING, T0, name="Retrying"))
+    done = flow_run("done", T0 + timedelta(seconds=2))
+    history(done, state(StateType.COMPLETED, T0))
+    other = FlowRun(name="other", flow_name="report", created=T0 + timedelta(seconds=3))
+    store.write_batch(RecordBatch(flow_runs=[parent, child, done, other]))
+
+    def names(**filters) -> list[str]:
+        return [run.name for run in store.read_flow_runs(**filters)]
+
+    assert names() == ["other", "done", "child", "parent"]
+    assert names(limit=2, offset=1) == ["done", "child"]
+    assert names(state_types=[StateType.RUNNING]) == ["child", "parent"]
+    assert names(state_names=["retrying"]) == ["child"]
+    assert names(flow_name="report") == ["other"]
+    assert names(parent_flow_run_id=parent.id) == ["child"]
+
+
+def test_reading_an_unknown_run_names_the_id_and_what_it_is(store: EmbeddedClient) -> None:
+    missing = uuid.uuid4()
+
+    with pytest.raises(ObjectNotFound, match=f"No flow run with id {missing}"):
+        store.read_flow_run(missing)
+    with pytest.raises(ObjectNotFound, match=f"No task run with id {missing}"):
+        store.read_task_run(missing)
+    assert store.read_states(missing) == []
+
+
+def test_records_may_arrive_before_the_runs_they_belong_to(store: EmbeddedClient) -> None:
+    flow = flow_run()
+    task = task_run(flow, "early-bird", T0)
+    states = history(task, state(StateType.COMPLETED, T0))
+
+    store.write_batch(RecordBatch(task_runs=[task], states=states))
+    store.write_batch(RecordBatch(flow_runs=[flow]))
+
+    assert [t.name for t in store.read_task_runs(flow_run_id=flow.id)] == ["early-bird"]
+
+
+def test_processes_writing_one_fresh_database_at_once_lose_nothing(database_url: str) -> None:
+    writers, batches, runs_per_batch = 5, 10, 50
+
+    _run_together(
+        [sys.executable, str(WRITER), database_url, f"w{n}", str(batches), str(runs_per_batch)]
+        for n in range(writers)
+    )
+
+    expected = writers * batches * runs_per_batch
+    with get_engine(database_url).connect() as conn:
+        for table in ("task_run", "run_state", "log"):
+            assert conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar() == expected
+
+
+def _run_together(commands) -> None:
+    """Start every command, wait until each says "ready", release them all at once."""
+    procs = [
+        subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for cmd in commands
+    ]
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "ready"
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0
+
+
+def _table_contents(url: str, *tables: str) -> dict[str, list[dict]]:
+    with get_engine(url).connect() as conn:
+        return {
+            table: [
+                dict(row)
+                for row in conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY id")).mappings()
+            ]
+            for table in tables
+        }
+
+
+def _without_updated(contents: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    return {
+        table: [{k: v for k, v in row.items() if k != "updated"} for row in rows]
+        for table, rows in contents.items()
+    }
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_forked_process_opens_its_own_connections_not_its_parents(
+    store: EmbeddedClient, database_url: str
+) -> None:
+    with get_engine(database_url).connect() as conn:
+        inherited = conn.connection.dbapi_connection  # back in the pool, copied into the child
+
+    child = multiprocessing.get_context("fork").Process(
+        target=_write_from_fresh_connection, args=(database_url, inherited)
+    )
+    child.start()
+    child.join(timeout=60)
+
+    assert child.exitcode == 0
+    assert [run.name for run in store.read_flow_runs()] == ["from-child"]
+
+
+def _write_from_fresh_connection(url: str, inherited: object) -> None:
+    with get_engine(url).connect() as conn:
+        assert conn.connection.dbapi_connection is not inherited
+    EmbeddedClient(url).write_batch(RecordBatch(flow_runs=[flow_run("from-child")]))

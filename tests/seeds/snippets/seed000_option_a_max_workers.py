@@ -1,0 +1,17 @@
+# ruff: noqa
+# A seed snippet as users wrote it (prefect -> anabranch); tests/seeds/test_seed_snippets.py runs it.
+from anabranch import flow, task
+from anabranch.task_runners import ThreadPoolTaskRunner  # or ProcessPoolTaskRunner
+
+@flow
+def child_flow(x: int) -> int:
+    return x * 2
+
+@task
+def run_child(x: int) -> int:
+    return child_flow(x)  # recorded as a subflow
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=10))
+def parent_flow():
+    futs = [run_child.submit(i) for i in range(100)]
+    return [f.result() for f in futs]
