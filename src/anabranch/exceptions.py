@@ -45,3 +45,11 @@ class MissingResult(AnabranchError):
 
 class ObjectNotFound(AnabranchError, LookupError):
     """A run, limit or other object does not exist in the store."""
+
+
+class TerminationSignal(SystemExit):
+    """SIGTERM arrived while a flow ran in the main thread; its runs end Crashed.
+
+    A SystemExit, so ``except Exception`` in user code does not swallow it and the process
+    exits with status 143 as it would have without anabranch.
+    """

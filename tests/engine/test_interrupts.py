@@ -1,4 +1,5 @@
-"""Ctrl-C (SIGINT) during a flow leaves no run Running or Pending: they end Crashed."""
+"""Ctrl-C (SIGINT) or SIGTERM during a flow leaves no run Running or Pending: they end
+Crashed, and the records are stored before the process exits."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from anabranch.schemas import StateType
 
@@ -42,7 +45,13 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_sigint_during_a_flow_leaves_no_run_running_or_pending(tmp_path: Path, home: Path, client):
+@pytest.mark.parametrize(
+    ("signum", "error"),
+    [(signal.SIGINT, "KeyboardInterrupt"), (signal.SIGTERM, "SIGTERM received")],
+)
+def test_a_signal_during_a_flow_leaves_no_run_running_or_pending(
+    signum: int, error: str, tmp_path: Path, home: Path, client
+):
     script = tmp_path / "interrupted.py"
     script.write_text(SCRIPT)
     process = subprocess.Popen(
@@ -54,12 +63,12 @@ def test_sigint_during_a_flow_leaves_no_run_running_or_pending(tmp_path: Path, h
     )
     try:
         assert process.stdout.readline().strip() == "READY"
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode != 0
-    assert "KeyboardInterrupt" in stderr
+    assert error in stderr
 
     flow_runs = client.read_flow_runs()
     task_runs = client.read_task_runs()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 from typing import Any
 
@@ -11,6 +12,7 @@ from anabranch._engine.inputs import resolve_inputs, resolve_returned
 from anabranch._engine.lifecycle import RunLifecycle, drive_async, drive_sync
 from anabranch._engine.names import generate_flow_run_name
 from anabranch._engine.parameters import call_with_parameters, render_run_name
+from anabranch._engine.signals import terminate_as_exception
 from anabranch.client.recorder import Recorder, get_recorder
 from anabranch.context import FlowRunContext, TaskRunContext, current_tags, enter_flow_run
 from anabranch.futures import AnabranchFuture
@@ -83,8 +85,10 @@ class FlowRunEngine:
 
     def run_sync(self) -> State:
         self._begin()
+        guard = terminate_as_exception() if self.is_root else contextlib.nullcontext()
         try:
-            return drive_sync(self.lifecycle, self._call_sync)
+            with guard:
+                return drive_sync(self.lifecycle, self._call_sync)
         except BaseException as exc:
             self._crashed(exc)
             raise
@@ -93,8 +97,10 @@ class FlowRunEngine:
 
     async def run_async(self) -> State:
         self._begin()
+        guard = terminate_as_exception() if self.is_root else contextlib.nullcontext()
         try:
-            return await drive_async(self.lifecycle, self._call_async)
+            with guard:
+                return await drive_async(self.lifecycle, self._call_async)
         except BaseException as exc:
             self._crashed(exc)
             raise
