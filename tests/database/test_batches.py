@@ -14,8 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from anabranch.client.embedded import EmbeddedClient
-from anabranch.database import get_engine
+from anabranch.database import get_engine, write_transaction
 from anabranch.exceptions import ObjectNotFound
+from anabranch.orchestration import runs
 from anabranch.results import ResultRef
 from anabranch.schemas import (
     FlowRun,
@@ -165,6 +166,121 @@ def test_an_older_snapshot_arriving_late_does_not_undo_a_newer_one(store: Embedd
     store.write_batch(RecordBatch(flow_runs=[older]))
 
     assert store.read_flow_run(flow.id).state.type is StateType.COMPLETED
+
+
+def test_an_older_snapshot_changes_no_field_of_the_newer_stored_run(
+    store: EmbeddedClient,
+) -> None:
+    flow = flow_run(run_count=1, start_time=T0)
+    history(flow, state(StateType.RUNNING, T0))
+    older = flow.model_copy()
+    flow.run_count, flow.end_time, flow.tags = 2, after(5), ["retried"]
+    history(flow, state(StateType.COMPLETED, after(5), message="done"))
+    store.write_batch(RecordBatch(flow_runs=[flow]))
+
+    store.write_batch(RecordBatch(flow_runs=[older]))
+
+    assert store.read_flow_run(flow.id).model_dump() == flow.model_dump()
+
+
+def test_a_snapshot_with_a_state_fills_in_a_run_stored_without_one(
+    store: EmbeddedClient,
+) -> None:
+    flow = flow_run()
+    store.write_batch(RecordBatch(flow_runs=[flow]))
+    history(flow, state(StateType.RUNNING, T0))
+
+    store.write_batch(RecordBatch(flow_runs=[flow]))
+
+    assert store.read_flow_run(flow.id).state == flow.state
+
+
+def test_the_last_snapshot_of_a_run_in_one_batch_wins(store: EmbeddedClient) -> None:
+    flow = flow_run()
+    history(flow, state(StateType.RUNNING, T0))
+    latest = flow.model_copy(update={"run_count": 3})
+
+    store.write_batch(RecordBatch(flow_runs=[flow, latest]))
+
+    assert store.read_flow_run(flow.id).run_count == 3
+
+
+def test_a_state_sent_again_is_stored_once_as_first_sent(store: EmbeddedClient) -> None:
+    flow = flow_run()
+    (first,) = history(flow, state(StateType.RUNNING, T0, message="first"))
+    resent = StateRecord(run_id=flow.id, state=first.state.model_copy(update={"message": "second"}))
+
+    store.write_batch(RecordBatch(states=[first, resent]))
+    store.write_batch(RecordBatch(states=[resent]))
+
+    assert [r.state.message for r in store.read_states(flow.id)] == ["first"]
+
+
+def test_log_lines_are_appended_even_when_identical(store: EmbeddedClient) -> None:
+    flow = flow_run()
+    line = LogRecord(flow_run_id=flow.id, name="f", level=20, message="tick", timestamp=T0)
+
+    store.write_batch(RecordBatch(logs=[line, line]))
+    store.write_batch(RecordBatch(logs=[line]))
+
+    assert [r.message for r in store.read_logs(flow_run_id=flow.id)] == ["tick"] * 3
+
+
+def test_sqlite_rows_are_stored_exactly_as_sqlalchemys_column_types_store_them(
+    tmp_path: Path,
+) -> None:
+    """apply_batch builds SQLite rows itself (for speed); the text must be what the column
+    types write, or reads, filters and ordering would change."""
+    batch = _batch_filling_every_column()
+    stored = []
+    for name, apply in (
+        ("sqlalchemy", runs._apply_batch_sqlalchemy),
+        ("own", runs._apply_batch_sqlite),
+    ):
+        url = f"sqlite:///{tmp_path / name / 'anabranch.db'}"
+        EmbeddedClient(url)
+        with write_transaction(url) as conn:
+            apply(conn, batch, after(60))
+        stored.append(_table_contents(url, "flow_run", "task_run", "run_state", "log"))
+
+    assert stored[1] == stored[0]
+    for table, rows in stored[1].items():
+        empty = [column for column in rows[0] if all(row[column] is None for row in rows)]
+        assert not empty, f"{table} columns never written: {empty}"
+
+
+def _batch_filling_every_column() -> RecordBatch:
+    """Every column of every table holds a value in at least one row, with the awkward
+    cases: a non-UTC and a whole-second timestamp, a run without a state, JSON that is not
+    plain (nested, unicode, a value JSON can not express), and states sent twice."""
+    paris = timezone(timedelta(hours=2))
+    ref = ResultRef(storage="/tmp/results", key="k", serializer="pickle")
+    parent = flow_run("parent", start_time=T0, end_time=after(9), run_count=1)
+    history(parent, state(StateType.COMPLETED, after(9), message="all good", result_ref=ref))
+    child = flow_run(
+        "child",
+        after(1).astimezone(paris),
+        flow_version="1.2",
+        parameters={"x": [1, {"é": None}], "when": T0, "odd": object()},
+        tags=["a", "b"],
+        parent_flow_run_id=parent.id,
+        parent_task_run_id=uuid.uuid4(),
+    )
+    task = task_run(
+        parent, "cached", after(2.5), cache_key="abc", start_time=after(2.5), end_time=after(3)
+    )
+    states = history(
+        task,
+        state(StateType.RUNNING, after(2.5)),
+        state(StateType.COMPLETED, after(3).astimezone(paris), message="cached", result_ref=ref),
+    )
+    logs = [
+        LogRecord(flow_run_id=parent.id, task_run_id=task.id, name="t", level=20, message="hi"),
+        LogRecord(flow_run_id=parent.id, name="f", level=40, message="ü", timestamp=after(4)),
+    ]
+    return RecordBatch(
+        flow_runs=[parent, child], task_runs=[task], states=states + states[:1], logs=logs
+    )
 
 
 def test_flow_runs_read_newest_first_filtered_by_state_flow_or_parent(

@@ -27,15 +27,8 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
             return super().bind_processor(dialect)
 
         # Every run row carries five timestamps, so on SQLite this replaces SQLAlchemy's
-        # pure-Python formatter with datetime.isoformat; the text is the same
-        # ("YYYY-MM-DD HH:MM:SS.ffffff", fixed width, so it also sorts by time). The slice
-        # drops the "+00:00" that every UTC value ends with.
-        def to_text(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            return _as_utc(value).isoformat(sep=" ", timespec="microseconds")[:26]
-
-        return to_text
+        # pure-Python formatter with datetime.isoformat; the text is the same.
+        return sqlite_datetime_text
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else _as_utc(value)
@@ -46,6 +39,30 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+def sqlite_datetime_text(value: datetime | None) -> str | None:
+    """How a UTCDateTime is stored on SQLite: UTC text "YYYY-MM-DD HH:MM:SS.ffffff".
+
+    The text is fixed width, so it sorts (and compares) by time; it is what SQLAlchemy's
+    SQLite DateTime writes. The batch writer, which builds SQLite rows itself, formats with
+    this too. %-formatting the fields takes half the time of ``isoformat``, whose UTC offset
+    would only be cut off again, and a batch of 1,000 task runs holds 7,000 timestamps.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is not timezone.utc:
+        value = _as_utc(value)
+    # %-formatting, not an f-string: with seven format specs it is almost twice as fast.
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
 
 
 def _as_utc(value: datetime) -> datetime:
