@@ -12,7 +12,7 @@ from anabranch._decorated import Decorated
 from anabranch._engine.flow_engine import FlowRunEngine
 from anabranch._engine.inputs import expand_map_calls
 from anabranch._engine.lifecycle import RunOptions
-from anabranch._engine.parameters import ParameterValidator, bind_parameters
+from anabranch._engine.parameters import CallShape, ParameterValidator
 from anabranch.futures import AnabranchFuture, AnabranchFutureList
 from anabranch.task_runners import TaskRunner, ThreadPoolTaskRunner
 
@@ -65,7 +65,7 @@ class Flow(Decorated, Generic[P, R]):
         self.tags = frozenset(tags or ())
         self.on_completion = list(on_completion or ())
         self.on_failure = list(on_failure or ())
-        self.signature = inspect.signature(fn)
+        self.shape = CallShape(fn, f"Flow {self.name!r}")
         self.is_async = inspect.iscoroutinefunction(fn)
         self._validator: ParameterValidator | None = None
         self.run_options = RunOptions(
@@ -98,7 +98,7 @@ class Flow(Decorated, Generic[P, R]):
         return self._validator.validate(parameters)
 
     def _engine(self, args: tuple, kwargs: dict) -> FlowRunEngine:
-        parameters = bind_parameters(self.signature, f"Flow {self.name!r}", args, kwargs)
+        parameters = self.shape.bind(args, kwargs)
         return FlowRunEngine(self, self.validate(parameters))
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -11,7 +11,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from anabranch._decorated import Decorated
 from anabranch._engine.inputs import expand_map_calls
 from anabranch._engine.lifecycle import RunOptions
-from anabranch._engine.parameters import bind_parameters
+from anabranch._engine.parameters import CallShape
 from anabranch._engine.task_engine import TaskRunEngine
 from anabranch.futures import AnabranchFuture, AnabranchFutureList
 
@@ -70,7 +70,7 @@ class Task(Decorated, Generic[P, R]):
         self.on_completion = list(on_completion or ())
         self.on_failure = list(on_failure or ())
         self.retry_condition_fn = retry_condition_fn
-        self.signature = inspect.signature(fn)
+        self.shape = CallShape(fn, f"Task {self.name!r}")
         self.is_async = inspect.iscoroutinefunction(fn)
         self.task_key = f"{fn.__module__}.{fn.__qualname__}"
         self.run_options = RunOptions(
@@ -97,7 +97,7 @@ class Task(Decorated, Generic[P, R]):
     )
 
     def _engine(self, args: tuple, kwargs: dict, wait_for: Any) -> TaskRunEngine:
-        parameters = bind_parameters(self.signature, f"Task {self.name!r}", args, kwargs)
+        parameters = self.shape.bind(args, kwargs)
         return TaskRunEngine.create(self, parameters, wait_for)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -11,7 +11,7 @@ from anabranch._engine import active
 from anabranch._engine.inputs import resolve_inputs, resolve_returned
 from anabranch._engine.lifecycle import RunLifecycle, drive_async, drive_sync
 from anabranch._engine.names import generate_flow_run_name
-from anabranch._engine.parameters import call_with_parameters, render_run_name
+from anabranch._engine.parameters import render_run_name
 from anabranch._engine.signals import terminate_as_exception
 from anabranch.client.recorder import Recorder, get_recorder
 from anabranch.context import FlowRunContext, TaskRunContext, current_tags, enter_flow_run
@@ -64,7 +64,7 @@ class FlowRunEngine:
         )
         self.logger = flow_run_logger(self.run, recorder)
         self.lifecycle = RunLifecycle(
-            flow, self.run, flow.run_options, recorder.record_flow_run, self.logger, "Flow"
+            flow, self.run, flow.run_options, recorder.record_flow_run, lambda: self.logger, "Flow"
         )
         self.lifecycle.set_state(Pending())
 
@@ -139,9 +139,7 @@ class FlowRunEngine:
     def _call_sync(self) -> Any:
         ctx = self._new_context()
         with enter_flow_run(ctx), ctx.task_runner:
-            value = call_with_parameters(
-                self.flow.fn, self.flow.signature, self._resolved_parameters()
-            )
+            value = self.flow.shape.call(self.flow.fn, self._resolved_parameters())
             return resolve_returned(value)
 
     async def _call_async(self) -> Any:
@@ -149,9 +147,7 @@ class FlowRunEngine:
         runner = ctx.task_runner
         with enter_flow_run(ctx):
             try:
-                value = await call_with_parameters(
-                    self.flow.fn, self.flow.signature, self._resolved_parameters()
-                )
+                value = await self.flow.shape.call(self.flow.fn, self._resolved_parameters())
                 value = await asyncio.to_thread(resolve_returned, value)
             except Exception:
                 await asyncio.to_thread(runner.shutdown, True)

@@ -41,6 +41,9 @@ class RunOptions:
     on_failure: list[Callable[..., Any]] = field(default_factory=list)
 
 
+_run_logs = logging.getLogger("anabranch")
+
+
 class RunLifecycle:
     """Moves one run through its states and records every transition."""
 
@@ -50,17 +53,25 @@ class RunLifecycle:
         run: FlowRun | TaskRun,
         options: RunOptions,
         record: Callable[[Any, State], None],
-        logger: logging.LoggerAdapter,
+        make_logger: Callable[[], logging.LoggerAdapter],
         kind: str,
     ) -> None:
         self.owner = owner
         self.run = run
         self.options = options
         self._record = record
-        self.logger = logger
+        self._make_logger = make_logger
+        self._logger: logging.LoggerAdapter | None = None
         self.kind = kind
         self.cache_key: str | None = None
         self.cache_expiration: timedelta | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter:
+        """Built on first use: most task runs never log anything."""
+        if self._logger is None:
+            self._logger = self._make_logger()
+        return self._logger
 
     @property
     def label(self) -> str:
@@ -72,16 +83,18 @@ class RunLifecycle:
         current = run.state
         if current is not None and current.is_final():
             return current
+        # Plain field writes: pydantic's __setattr__ costs more than the rest of a transition.
+        fields = vars(run)
         if state.type is StateType.RUNNING:
-            run.run_count += 1
-            if run.start_time is None:
-                run.start_time = state.timestamp
+            fields["run_count"] += 1
+            if fields["start_time"] is None:
+                fields["start_time"] = state.timestamp
         if state.is_final():
-            run.end_time = state.timestamp
+            fields["end_time"] = state.timestamp
             active.untrack(run.id)
         elif current is None:
             active.track(run.id, self)
-        run.state = state
+        fields["state"] = state
         self._record(run, state)
         return state
 
@@ -201,7 +214,8 @@ class RunLifecycle:
 
     def _after_final(self, state: State) -> None:
         if state.is_completed():
-            self.logger.log(self._finished_level, "Finished in state %s", state)
+            if _run_logs.isEnabledFor(self._finished_level):
+                self.logger.log(self._finished_level, "Finished in state %s", state)
             hooks = self.options.on_completion
         else:
             hooks = self.options.on_failure

@@ -11,40 +11,69 @@ import pydantic
 from anabranch.exceptions import ParameterTypeError
 
 
-def bind_parameters(
-    signature: inspect.Signature, owner: str, args: tuple, kwargs: dict
-) -> dict[str, Any]:
-    """Map a call's arguments to the function's parameter names (defaults applied)."""
-    try:
-        bound = signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        raise ParameterTypeError(
-            f"{owner} was called with arguments that do not fit its signature {signature}: "
-            f"{exc}."
-        ) from None
-    bound.apply_defaults()
-    return dict(bound.arguments)
+class CallShape:
+    """How one function's call arguments map to parameter names and back, worked out once.
 
+    Binding and calling happen for every task run, so a function whose parameters are all
+    plain (no ``*args``, ``**kwargs`` or positional-only ones) takes a fast path that skips
+    ``inspect.Signature.bind``; anything unusual, including every error, takes the slow one.
+    """
 
-def call_with_parameters(
-    fn: Callable[..., Any], signature: inspect.Signature, parameters: dict[str, Any]
-) -> Any:
-    """Call ``fn`` with bound parameters, spreading ``*args`` and ``**kwargs`` back out."""
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    for name, param in signature.parameters.items():
-        if name not in parameters:
-            continue
-        value = parameters[name]
-        if param.kind is param.VAR_POSITIONAL:
-            args.extend(value)
-        elif param.kind is param.VAR_KEYWORD:
-            kwargs.update(value)
-        elif param.kind is param.POSITIONAL_ONLY:
-            args.append(value)
-        else:
-            kwargs[name] = value
-    return fn(*args, **kwargs)
+    def __init__(self, fn: Callable[..., Any], owner: str) -> None:
+        self.signature = inspect.signature(fn)
+        self.owner = owner
+        params = list(self.signature.parameters.values())
+        plain_kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        self._plain = all(p.kind in plain_kinds for p in params)
+        self._names = tuple(p.name for p in params)
+        self._name_set = frozenset(self._names)
+        self._positional = tuple(
+            p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        )
+        self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
+
+    def bind(self, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The parameters of a call by name, defaults applied, in signature order."""
+        if self._plain and len(args) <= len(self._positional):
+            bound = dict(zip(self._positional, args, strict=False))
+            if not (bound.keys() & kwargs.keys()) and kwargs.keys() <= self._name_set:
+                bound.update(kwargs)
+                if len(bound) < len(self._names):
+                    bound = {**self._defaults, **bound}
+                if len(bound) == len(self._names):
+                    return {name: bound[name] for name in self._names}
+        return self._bind_slowly(args, kwargs)
+
+    def _bind_slowly(self, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise ParameterTypeError(
+                f"{self.owner} was called with arguments that do not fit its signature "
+                f"{self.signature}: {exc}."
+            ) from None
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def call(self, fn: Callable[..., Any], parameters: dict[str, Any]) -> Any:
+        """Call ``fn`` with bound parameters, spreading ``*args`` and ``**kwargs`` back out."""
+        if self._plain:
+            return fn(**parameters)
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for name, param in self.signature.parameters.items():
+            if name not in parameters:
+                continue
+            value = parameters[name]
+            if param.kind is param.VAR_POSITIONAL:
+                args.extend(value)
+            elif param.kind is param.VAR_KEYWORD:
+                kwargs.update(value)
+            elif param.kind is param.POSITIONAL_ONLY:
+                args.append(value)
+            else:
+                kwargs[name] = value
+        return fn(*args, **kwargs)
 
 
 class ParameterValidator:

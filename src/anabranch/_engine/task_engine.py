@@ -10,7 +10,7 @@ from typing import Any
 
 from anabranch._engine.inputs import resolve_inputs, wait_for_all
 from anabranch._engine.lifecycle import RunLifecycle, drive_async, drive_sync
-from anabranch._engine.parameters import call_with_parameters, render_run_name
+from anabranch._engine.parameters import render_run_name
 from anabranch.client.recorder import Recorder, get_recorder
 from anabranch.context import FlowRunContext, TaskRunContext, current_tags, enter_task_run
 from anabranch.exceptions import SerializationError, UpstreamTaskError
@@ -57,7 +57,7 @@ class TaskRunEngine:
         self.wait_for = wait_for or ()
         self.lifecycle = RunLifecycle(
             task, run, task.run_options, recorder.record_task_run,
-            task_run_logger(run, recorder), "Task",
+            lambda: task_run_logger(run, recorder), "Task",
         )
         self.lifecycle.cache_expiration = task.cache_expiration
 
@@ -159,10 +159,10 @@ class TaskRunEngine:
         )
 
     def _call_sync(self) -> Any:
-        return call_with_parameters(self.task.fn, self.task.signature, self.parameters)
+        return self.task.shape.call(self.task.fn, self.parameters)
 
     async def _call_async(self) -> Any:
-        return await call_with_parameters(self.task.fn, self.task.signature, self.parameters)
+        return await self.task.shape.call(self.task.fn, self.parameters)
 
     def _resolve_inputs(self) -> bool:
         """Wait for upstream futures; a run whose upstream failed ends Failed, unstarted."""

@@ -14,31 +14,30 @@ from pydantic import BaseModel
 M = TypeVar("M", bound=BaseModel)
 
 _set = object.__setattr__
-_defaults: dict[type, tuple[dict[str, Any], dict[str, Any]]] = {}
+_defaults: dict[type, tuple[dict[str, Any], tuple[tuple[str, Any], ...]]] = {}
 
 
-def _class_defaults(cls: type[BaseModel]) -> tuple[dict[str, Any], dict[str, Any]]:
-    cached = _defaults.get(cls)
-    if cached is None:
-        plain: dict[str, Any] = {}
-        factories: dict[str, Any] = {}
-        for name, info in cls.model_fields.items():
-            if info.default_factory is not None:
-                factories[name] = info.default_factory
-            elif not info.is_required():
-                plain[name] = info.default
-        cached = _defaults[cls] = (plain, factories)
+def _class_defaults(cls: type[BaseModel]) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]:
+    plain: dict[str, Any] = {}
+    factories: list[tuple[str, Any]] = []
+    for name, info in cls.model_fields.items():
+        if info.default_factory is not None:
+            factories.append((name, info.default_factory))
+        elif not info.is_required():
+            plain[name] = info.default
+    cached = _defaults[cls] = (plain, tuple(factories))
     return cached
 
 
 def construct(cls: type[M], **values: Any) -> M:
     """An instance of ``cls`` holding ``values``; missing fields take their defaults."""
-    plain, factories = _class_defaults(cls)
-    data = {**plain, **values}
-    for name, factory in factories.items():
+    plain, factories = _defaults.get(cls) or _class_defaults(cls)
+    data = plain.copy()
+    data.update(values)
+    for name, factory in factories:
         if name not in values:
             data[name] = factory()
-    obj = cls.__new__(cls)
+    obj = object.__new__(cls)
     _set(obj, "__dict__", data)
     _set(obj, "__pydantic_fields_set__", set(values))
     _set(obj, "__pydantic_extra__", None)
