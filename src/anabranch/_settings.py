@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     recorder_flush_interval: float = Field(
         default=0.05, description="Seconds between background writes of run records."
     )
+    concurrency_lease_seconds: float = Field(
+        default=30.0, gt=0, description="Time-to-live of a concurrency slot lease; renewed by "
+        "its holder every third of it, freed this long after a holder dies."
+    )
     default_max_workers: int | None = Field(
         default=None, description="Default ThreadPoolTaskRunner max_workers."
     )

@@ -47,6 +47,20 @@ class ObjectNotFound(AnabranchError, LookupError):
     """A run, limit or other object does not exist in the store."""
 
 
+class UnknownConcurrencyLimit(ObjectNotFound):
+    """``concurrency()`` (strict) or ``concurrency_limit=`` named a limit that does not exist."""
+
+
+class ConcurrencySlotTimeout(AnabranchError, TimeoutError):
+    """Slots of a concurrency limit could not be had within ``timeout_seconds``; nothing is
+    held."""
+
+
+class ConcurrencySlotError(AnabranchError, ValueError):
+    """A request for slots that can never be granted (more than the limit, rate_limit() on a
+    limit without decay)."""
+
+
 class TerminationSignal(SystemExit):
     """SIGTERM arrived while a flow ran in the main thread; its runs end Crashed.
 

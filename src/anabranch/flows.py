@@ -13,6 +13,7 @@ from anabranch._engine.flow_engine import FlowRunEngine
 from anabranch._engine.inputs import expand_map_calls
 from anabranch._engine.lifecycle import RunOptions
 from anabranch._engine.parameters import CallShape, ParameterValidator
+from anabranch._engine.slots import check_limit
 from anabranch.futures import AnabranchFuture, AnabranchFutureList
 from anabranch.task_runners import TaskRunner, ThreadPoolTaskRunner
 
@@ -43,6 +44,7 @@ class Flow(Decorated, Generic[P, R]):
         tags: Iterable[str] | None = None,
         on_completion: list[Callable[..., Any]] | None = None,
         on_failure: list[Callable[..., Any]] | None = None,
+        concurrency_limit: int | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"@flow needs a function, got {fn!r}.")
@@ -65,6 +67,7 @@ class Flow(Decorated, Generic[P, R]):
         self.tags = frozenset(tags or ())
         self.on_completion = list(on_completion or ())
         self.on_failure = list(on_failure or ())
+        self.concurrency_limit = check_limit(concurrency_limit, f"Flow {self.name!r}")
         self.shape = CallShape(fn, f"Flow {self.name!r}")
         self.is_async = inspect.iscoroutinefunction(fn)
         self._validator: ParameterValidator | None = None
@@ -86,7 +89,7 @@ class Flow(Decorated, Generic[P, R]):
         "name", "version", "flow_run_name", "retries", "retry_delay_seconds", "task_runner",
         "description", "timeout_seconds", "validate_parameters", "persist_result",
         "result_storage", "result_serializer", "log_prints", "tags", "on_completion",
-        "on_failure",
+        "on_failure", "concurrency_limit",
     )
 
     def validate(self, parameters: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import, which ``import anabranch`` should not pay.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,6 +19,21 @@ if TYPE_CHECKING:
 def get_settings() -> Settings:
     """Read the settings from the environment as it is now."""
     return importlib.import_module("anabranch._settings").Settings()
+
+
+_STORE_VARIABLES = ("ANABRANCH_API_URL", "ANABRANCH_DATABASE_URL", "ANABRANCH_HOME")
+_store_keys: dict[tuple[str | None, ...], str] = {}
+
+
+def current_store_key() -> str:
+    """Which store the environment points at now (API URL or database URL), cheaply: per-run
+    code asks this often, and parsing the settings each time would cost more than the run."""
+    env = tuple(os.environ.get(name) for name in _STORE_VARIABLES)
+    key = _store_keys.get(env)
+    if key is None:
+        settings = get_settings()
+        key = _store_keys[env] = settings.api_url or settings.resolved_database_url
+    return key
 
 
 def __getattr__(name: str) -> Any:

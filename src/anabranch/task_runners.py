@@ -136,7 +136,17 @@ class TaskRunner:
         self.shutdown(wait=not interrupted)
 
     def submit(self, work: Callable[[], None]) -> WorkItem:
-        item = WorkItem(work, self)
+        """Queue ``work``; it runs on one of the runner's threads (or inline in a waiter)."""
+        item = self.prepare(work)
+        self.enqueue(item)
+        return item
+
+    def prepare(self, work: Callable[[], None]) -> WorkItem:
+        """An item for ``work`` that is not queued yet (it may wait for concurrency slots
+        first); a waiter on it can still run it inline."""
+        return WorkItem(work, self)
+
+    def enqueue(self, item: WorkItem) -> None:
         with self._cond:
             if self._closing:
                 raise RuntimeError("This task runner has shut down; submit from a running flow.")
@@ -151,7 +161,6 @@ class TaskRunner:
                 thread.start()
             else:
                 self._cond.notify()
-        return item
 
     def _serve(self) -> None:
         bind_worker_runner(self)

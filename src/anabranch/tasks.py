@@ -12,6 +12,7 @@ from anabranch._decorated import Decorated
 from anabranch._engine.inputs import expand_map_calls
 from anabranch._engine.lifecycle import RunOptions
 from anabranch._engine.parameters import CallShape
+from anabranch._engine.slots import check_limit
 from anabranch._engine.task_engine import TaskRunEngine
 from anabranch.futures import AnabranchFuture, AnabranchFutureList
 
@@ -47,6 +48,7 @@ class Task(Decorated, Generic[P, R]):
         on_completion: list[Callable[..., Any]] | None = None,
         on_failure: list[Callable[..., Any]] | None = None,
         retry_condition_fn: Callable[..., bool] | None = None,
+        concurrency_limit: int | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"@task needs a function, got {fn!r}.")
@@ -70,6 +72,7 @@ class Task(Decorated, Generic[P, R]):
         self.on_completion = list(on_completion or ())
         self.on_failure = list(on_failure or ())
         self.retry_condition_fn = retry_condition_fn
+        self.concurrency_limit = check_limit(concurrency_limit, f"Task {self.name!r}")
         self.shape = CallShape(fn, f"Task {self.name!r}")
         self.is_async = inspect.iscoroutinefunction(fn)
         self.task_key = f"{fn.__module__}.{fn.__qualname__}"
@@ -94,6 +97,7 @@ class Task(Decorated, Generic[P, R]):
         "task_run_name", "retries", "retry_delay_seconds", "retry_jitter_factor",
         "persist_result", "result_storage", "result_serializer", "timeout_seconds",
         "log_prints", "refresh_cache", "on_completion", "on_failure", "retry_condition_fn",
+        "concurrency_limit",
     )
 
     def _engine(self, args: tuple, kwargs: dict, wait_for: Any) -> TaskRunEngine:

@@ -13,7 +13,9 @@ from anabranch._engine.lifecycle import RunLifecycle, drive_async, drive_sync
 from anabranch._engine.names import generate_flow_run_name
 from anabranch._engine.parameters import render_run_name
 from anabranch._engine.signals import terminate_as_exception
+from anabranch._engine.slots import RunSlots, implicit_limit_name
 from anabranch.client.recorder import Recorder, get_recorder
+from anabranch.concurrency._broker import release_everything
 from anabranch.context import FlowRunContext, TaskRunContext, current_tags, enter_flow_run
 from anabranch.futures import AnabranchFuture
 from anabranch.logging.handlers import configure_run_logging
@@ -67,14 +69,26 @@ class FlowRunEngine:
             flow, self.run, flow.run_options, recorder.record_flow_run, lambda: self.logger, "Flow"
         )
         self.lifecycle.set_state(Pending())
+        self.slots = RunSlots.for_run(
+            self.lifecycle,
+            [],
+            implicit_limit_name("flow", flow.name) if flow.concurrency_limit else None,
+            flow.concurrency_limit,
+        )
 
     def submit(self) -> AnabranchFuture[Any]:
-        """Run this subflow on the current flow run's task runner."""
+        """Run this subflow on the current flow run's task runner; one limited by
+        ``concurrency_limit`` is queued once it has its slot, so it waits without a worker."""
         flow_ctx = FlowRunContext.get()
         if flow_ctx is None:
             raise RuntimeError("submit() on a flow needs a running parent flow.")
         context = contextvars.copy_context()
-        item = flow_ctx.task_runner.submit(lambda: context.run(self._run_submitted))
+        runner = flow_ctx.task_runner
+        item = runner.prepare(lambda: context.run(self._run_submitted))
+        if self.slots is not None:
+            self.slots.request(on_done=lambda _ticket: runner.enqueue(item))
+        else:
+            runner.enqueue(item)
         return AnabranchFuture(self.run, item)
 
     def _run_submitted(self) -> None:
@@ -84,10 +98,12 @@ class FlowRunEngine:
             self.run_sync()
 
     def run_sync(self) -> State:
-        self._begin()
         guard = terminate_as_exception() if self.is_root else contextlib.nullcontext()
         try:
             with guard:
+                if self.slots is not None and not self.slots.wait():
+                    return self._final_state()
+                self._begin()
                 return drive_sync(self.lifecycle, self._call_sync)
         except BaseException as exc:
             self._crashed(exc)
@@ -96,10 +112,12 @@ class FlowRunEngine:
             self._end()
 
     async def run_async(self) -> State:
-        self._begin()
         guard = terminate_as_exception() if self.is_root else contextlib.nullcontext()
         try:
             with guard:
+                if self.slots is not None and not await asyncio.to_thread(self.slots.wait):
+                    return self._final_state()
+                self._begin()
                 return await drive_async(self.lifecycle, self._call_async)
         except BaseException as exc:
             self._crashed(exc)
@@ -107,12 +125,18 @@ class FlowRunEngine:
         finally:
             self._end()
 
+    def _final_state(self) -> State:
+        assert self.run.state is not None
+        return self.run.state
+
     def _begin(self) -> None:
         if self.log_prints:
             install_print_capture()
         self.logger.info("Beginning flow run %r for flow %r", self.run.name, self.flow.name)
 
     def _end(self) -> None:
+        if self.slots is not None:
+            self.slots.release()
         if self.is_root:
             self.recorder.flush()
 
@@ -122,6 +146,7 @@ class FlowRunEngine:
             active.crash_all(
                 f"The process was interrupted ({type(exc).__name__}) while this run was active."
             )
+            release_everything()
 
     def _new_context(self) -> FlowRunContext:
         runner: TaskRunner = self.flow.task_runner.duplicate()

@@ -11,6 +11,7 @@ from typing import Any
 from anabranch._engine.inputs import resolve_inputs, wait_for_all
 from anabranch._engine.lifecycle import RunLifecycle, drive_async, drive_sync
 from anabranch._engine.parameters import render_run_name
+from anabranch._engine.slots import RunSlots, implicit_limit_name
 from anabranch.client.recorder import Recorder, get_recorder
 from anabranch.context import FlowRunContext, TaskRunContext, current_tags, enter_task_run
 from anabranch.exceptions import SerializationError, UpstreamTaskError
@@ -60,6 +61,7 @@ class TaskRunEngine:
             lambda: task_run_logger(run, recorder), "Task",
         )
         self.lifecycle.cache_expiration = task.cache_expiration
+        self.slots: RunSlots | None = None
 
     @classmethod
     def create(cls, task: Any, parameters: dict[str, Any], wait_for: Any = None) -> TaskRunEngine:
@@ -95,22 +97,35 @@ class TaskRunEngine:
         log_prints = inherited_prints if task.log_prints is None else task.log_prints
         engine = cls(task, run, parameters, recorder, log_prints, wait_for)
         engine.lifecycle.set_state(Pending())
+        engine.slots = RunSlots.for_run(
+            engine.lifecycle,
+            run.tags,
+            implicit_limit_name("task", task.task_key) if task.concurrency_limit else None,
+            task.concurrency_limit,
+        )
         return engine
 
     def submit(self) -> AnabranchFuture[Any]:
+        """Queue the run on the flow's runner. A run limited by concurrency slots (and with
+        no upstream to wait for) is queued only once its slots are granted, so waiting for
+        slots never occupies one of the runner's workers."""
         flow_ctx = FlowRunContext.get()
         runner = flow_ctx.task_runner if flow_ctx is not None else _runner_outside_flows()
         context = contextvars.copy_context()
-        item = runner.submit(lambda: context.run(self.run_in_runner, runner))
+        item = runner.prepare(lambda: context.run(self.run_in_runner, runner))
+        if self.slots is not None and not self._has_upstream():
+            self.slots.request(on_done=lambda _ticket: runner.enqueue(item))
+        else:
+            runner.enqueue(item)
         return AnabranchFuture(self.run, item)
 
     def run_in_runner(self, runner: TaskRunner) -> None:
-        if not self._resolve_inputs():
-            return
-        if not runner.runs_in_subprocesses:
-            self.execute()
+        if not self._resolve_inputs() or not self._take_slots():
             return
         try:
+            if not runner.runs_in_subprocesses:
+                self.execute()
+                return
             self._adopt(runner.execute(_execute_in_subprocess, *self._portable()))
         except Exception as exc:
             # The child process died or could not be reached; the task body's own errors
@@ -119,23 +134,44 @@ class TaskRunEngine:
                 f"{self.lifecycle.label} crashed in its worker process: "
                 f"{type(exc).__name__}: {exc}"
             )
+        finally:
+            self._release_slots()
 
     def run_here(self) -> State:
         """A direct call: everything in the caller's thread."""
-        if not self._resolve_inputs():
-            assert self.run.state is not None
-            return self.run.state
-        return self.execute()
+        if self._resolve_inputs() and self._take_slots():
+            try:
+                return self.execute()
+            finally:
+                self._release_slots()
+        assert self.run.state is not None
+        return self.run.state
 
     async def run_here_async(self) -> State:
-        if not await asyncio.to_thread(self._resolve_inputs):
+        ready = await asyncio.to_thread(self._resolve_inputs)
+        if not ready or not await asyncio.to_thread(self._take_slots):
             assert self.run.state is not None
             return self.run.state
-        hit = self._cached_state()
-        if hit is not None:
-            return hit
-        with enter_task_run(self._context()):
-            return await drive_async(self.lifecycle, self._call_async)
+        try:
+            hit = self._cached_state()
+            if hit is not None:
+                return hit
+            with enter_task_run(self._context()):
+                return await drive_async(self.lifecycle, self._call_async)
+        finally:
+            await asyncio.to_thread(self._release_slots)
+
+    def _has_upstream(self) -> bool:
+        return bool(self.wait_for) or any(
+            isinstance(v, AnabranchFuture) for v in self.parameters.values()
+        )
+
+    def _take_slots(self) -> bool:
+        return self.slots is None or self.slots.wait()
+
+    def _release_slots(self) -> None:
+        if self.slots is not None:
+            self.slots.release()
 
     def execute(self) -> State:
         """Run the attempts (cache, retries, timeout) in the current thread."""

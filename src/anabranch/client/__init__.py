@@ -6,7 +6,7 @@ import threading
 
 from anabranch.client.base import AnabranchClient
 from anabranch.exceptions import AnabranchError
-from anabranch.settings import get_settings
+from anabranch.settings import current_store_key, get_settings
 
 _clients: dict[str, AnabranchClient] = {}
 _clients_lock = threading.Lock()
@@ -17,6 +17,10 @@ def get_client() -> AnabranchClient:
 
     Works as ``with get_client() as client:``; leaving the block keeps the shared client open.
     """
+    key = current_store_key()
+    client = _clients.get(key)
+    if client is not None:
+        return client
     settings = get_settings()
     if settings.api_url:
         raise AnabranchError(
@@ -24,16 +28,14 @@ def get_client() -> AnabranchClient:
             "`anabranch server`; unset ANABRANCH_API_URL to use the local store."
         )
     url = settings.resolved_database_url
-    client = _clients.get(url)
-    if client is None:
-        with _clients_lock:
-            client = _clients.get(url)
-            if client is None:
-                # Imported on first use: the embedded transport pulls in SQLAlchemy, which
-                # `import anabranch` and commands that never touch the store should not pay for.
-                from anabranch.client.embedded import EmbeddedClient
+    with _clients_lock:
+        client = _clients.get(url)
+        if client is None:
+            # Imported on first use: the embedded transport pulls in SQLAlchemy, which
+            # `import anabranch` and commands that never touch the store should not pay for.
+            from anabranch.client.embedded import EmbeddedClient
 
-                client = _clients[url] = EmbeddedClient(url)
+            client = _clients[url] = EmbeddedClient(url)
     return client
 
 

@@ -6,7 +6,17 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from anabranch.schemas import FlowRun, LogRecord, RecordBatch, StateRecord, StateType, TaskRun
+from anabranch.schemas import (
+    ConcurrencyLimit,
+    FlowRun,
+    LogRecord,
+    RecordBatch,
+    SlotGrant,
+    SlotRequest,
+    StateRecord,
+    StateType,
+    TaskRun,
+)
 
 
 class AnabranchClient(Protocol):
@@ -52,6 +62,50 @@ class AnabranchClient(Protocol):
         limit: int | None = None,
     ) -> list[LogRecord]:
         """Log lines, oldest first, of a flow run (including its task runs) or one task run."""
+
+    def create_concurrency_limit(
+        self, name: str, limit: int, *, active: bool = True, slot_decay_per_second: float = 0.0
+    ) -> ConcurrencyLimit:
+        """Create a named limit, or resize it if it exists."""
+
+    def read_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        """The limit with its live holders; ObjectNotFound (with the create hint) if none."""
+
+    def read_concurrency_limits(self) -> list[ConcurrencyLimit]:
+        """Every limit, by name, with the slots in use."""
+
+    def update_concurrency_limit(
+        self,
+        name: str,
+        *,
+        limit: int | None = None,
+        active: bool | None = None,
+        slot_decay_per_second: float | None = None,
+    ) -> ConcurrencyLimit:
+        """Change a limit's size, activity or slot decay."""
+
+    def reset_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        """Free every slot of a limit (holders keep running)."""
+
+    def delete_concurrency_limit(self, name: str) -> None:
+        """Delete a limit (holders keep running)."""
+
+    def acquire_concurrency_slots(self, requests: Sequence[SlotRequest]) -> list[SlotGrant]:
+        """Try each request in order, atomically each; one answer per request."""
+
+    def release_concurrency_slots(self, lease_id: uuid.UUID) -> bool:
+        """Free a lease's slots; False if it was already gone."""
+
+    def renew_concurrency_leases(
+        self, lease_ids: Sequence[uuid.UUID], seconds: float
+    ) -> list[uuid.UUID]:
+        """Extend leases by ``seconds``; returns the ones that were lost."""
+
+    def withdraw_concurrency_waiter(self, waiter_id: uuid.UUID) -> None:
+        """Give up a waiter's place in line."""
+
+    def reap_concurrency_leases(self) -> int:
+        """Delete expired leases and lapsed waiter tickets; returns how many leases went."""
 
     def close(self) -> None:
         """Release connections; the client can not be used afterwards."""

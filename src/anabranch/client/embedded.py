@@ -6,9 +6,20 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from anabranch import _clock
 from anabranch.database import get_engine, upgrade, write_transaction
-from anabranch.orchestration import runs
-from anabranch.schemas import FlowRun, LogRecord, RecordBatch, StateRecord, StateType, TaskRun
+from anabranch.orchestration import concurrency, runs
+from anabranch.schemas import (
+    ConcurrencyLimit,
+    FlowRun,
+    LogRecord,
+    RecordBatch,
+    SlotGrant,
+    SlotRequest,
+    StateRecord,
+    StateType,
+    TaskRun,
+)
 
 
 class EmbeddedClient:
@@ -80,6 +91,67 @@ class EmbeddedClient:
             return runs.read_logs(
                 conn, flow_run_id=flow_run_id, task_run_id=task_run_id, limit=limit
             )
+
+    def create_concurrency_limit(
+        self, name: str, limit: int, *, active: bool = True, slot_decay_per_second: float = 0.0
+    ) -> ConcurrencyLimit:
+        with write_transaction(self.database_url) as conn:
+            return concurrency.create_limit(
+                conn, name, limit, active=active,
+                slot_decay_per_second=slot_decay_per_second, now=_clock.now(),
+            )
+
+    def read_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        with self._connect() as conn:
+            return concurrency.read_limit(conn, name, now=_clock.now())
+
+    def read_concurrency_limits(self) -> list[ConcurrencyLimit]:
+        with self._connect() as conn:
+            return concurrency.read_limits(conn, now=_clock.now())
+
+    def update_concurrency_limit(
+        self,
+        name: str,
+        *,
+        limit: int | None = None,
+        active: bool | None = None,
+        slot_decay_per_second: float | None = None,
+    ) -> ConcurrencyLimit:
+        with write_transaction(self.database_url) as conn:
+            return concurrency.update_limit(
+                conn, name, limit=limit, active=active,
+                slot_decay_per_second=slot_decay_per_second, now=_clock.now(),
+            )
+
+    def reset_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        with write_transaction(self.database_url) as conn:
+            return concurrency.reset_limit(conn, name, now=_clock.now())
+
+    def delete_concurrency_limit(self, name: str) -> None:
+        with write_transaction(self.database_url) as conn:
+            concurrency.delete_limit(conn, name)
+
+    def acquire_concurrency_slots(self, requests: Sequence[SlotRequest]) -> list[SlotGrant]:
+        with write_transaction(self.database_url) as conn:
+            return concurrency.acquire(conn, requests, now=_clock.now())
+
+    def release_concurrency_slots(self, lease_id: uuid.UUID) -> bool:
+        with write_transaction(self.database_url) as conn:
+            return concurrency.release(conn, lease_id)
+
+    def renew_concurrency_leases(
+        self, lease_ids: Sequence[uuid.UUID], seconds: float
+    ) -> list[uuid.UUID]:
+        with write_transaction(self.database_url) as conn:
+            return concurrency.renew(conn, lease_ids, seconds=seconds, now=_clock.now())
+
+    def withdraw_concurrency_waiter(self, waiter_id: uuid.UUID) -> None:
+        with write_transaction(self.database_url) as conn:
+            concurrency.withdraw(conn, waiter_id)
+
+    def reap_concurrency_leases(self) -> int:
+        with write_transaction(self.database_url) as conn:
+            return concurrency.reap(conn, now=_clock.now())
 
     def close(self) -> None:
         """Nothing to release: connections belong to the engine shared by the whole process."""

@@ -20,7 +20,7 @@ from pydantic_core import to_jsonable_python
 from anabranch.client import get_client
 from anabranch.schemas import FlowRun, LogRecord, RecordBatch, State, StateRecord, TaskRun
 from anabranch.schemas._construct import construct
-from anabranch.settings import get_settings
+from anabranch.settings import current_store_key, get_settings
 
 _EAGER_BATCH = 2000
 _MAX_PARAMETER_REPR = 200
@@ -166,14 +166,14 @@ _recorders_lock = threading.Lock()
 
 def get_recorder() -> Recorder:
     """The recorder for the store the current settings point at (one per store per process)."""
-    settings = get_settings()
-    key = settings.api_url or settings.resolved_database_url
+    key = current_store_key()
     recorder = _recorders.get(key)
     if recorder is None:
         with _recorders_lock:
             recorder = _recorders.get(key)
             if recorder is None:
-                recorder = Recorder(get_client, settings.recorder_flush_interval)
+                interval = get_settings().recorder_flush_interval
+                recorder = Recorder(get_client, interval)
                 _recorders[key] = recorder
     return recorder
 

@@ -20,6 +20,7 @@ metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
         "pk": "pk_%(table_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     }
 )
 
@@ -99,4 +100,52 @@ log = sa.Table(
     sa.Column("timestamp", UTCDateTime, nullable=False),
     sa.Index(None, "flow_run_id", "timestamp"),
     sa.Index(None, "task_run_id"),
+)
+
+# Concurrency limits: one namespace of named limits. Slots are held through leases with an
+# expiry that their holder renews; a holder that dies stops renewing and its slots come free
+# once the lease expires. Waiters leave a ticket so that slots go out in arrival order.
+concurrency_limit = sa.Table(
+    "concurrency_limit",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("limit", sa.Integer, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("slot_decay_per_second", sa.Float, nullable=False),
+    sa.Column("decaying_slots", sa.Float, nullable=False),
+    sa.Column("decayed_at", UTCDateTime, nullable=True),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("updated", UTCDateTime, nullable=False),
+)
+
+concurrency_lease = sa.Table(
+    "concurrency_lease",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("holder", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Uuid, nullable=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Index(None, "expires_at"),
+)
+
+concurrency_lease_slot = sa.Table(
+    "concurrency_lease_slot",
+    metadata,
+    sa.Column("lease_id", sa.Uuid, primary_key=True),
+    sa.Column("limit_id", sa.Uuid, primary_key=True),
+    sa.Column("occupy", sa.Integer, nullable=False),
+    sa.Index(None, "limit_id"),
+)
+
+concurrency_waiter = sa.Table(
+    "concurrency_waiter",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("limit_id", sa.Uuid, primary_key=True),
+    sa.Column("occupy", sa.Integer, nullable=False),
+    sa.Column("since", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index(None, "limit_id", "since"),
 )

@@ -1,0 +1,235 @@
+"""Getting slots: one attempt in the caller's thread, then a waiting room.
+
+Every waiting request of this process sits in one queue, in arrival order, served by one
+thread that asks the store for all of them in a single transaction; a release in this
+process wakes it at once, otherwise it polls with a short back-off (other processes'
+releases). So hundreds of waiters cost one small transaction per poll, not hundreds.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from anabranch.client import get_client
+from anabranch.concurrency._leases import HeldLease, LeaseKeeper
+from anabranch.exceptions import ConcurrencySlotError, UnknownConcurrencyLimit
+from anabranch.schemas import SlotGrant, SlotRequest
+from anabranch.settings import current_store_key, get_settings
+
+_MIN_POLL = 0.002
+_MAX_POLL = 0.015
+_NAMES_TTL = 1.0
+
+
+class SlotTicket:
+    """One request's place in the waiting room; ``wait()`` until its slots are granted."""
+
+    def __init__(self, request: SlotRequest, on_done: Callable[[SlotTicket], None] | None):
+        self.request = request
+        self.on_done = on_done
+        self.grant: SlotGrant | None = None
+        self.error: Exception | None = None
+        self.waiting_for: str | None = None
+        self.logger: Any = None
+        self._done = threading.Event()
+
+    def resolve(self, grant: SlotGrant | None, error: Exception | None = None) -> None:
+        """Settle the ticket: granted, failed, or (both None) abandoned by its caller."""
+        self.grant, self.error = grant, error
+        self._done.set()
+        if self.on_done is not None:
+            self.on_done(self)
+
+    def wait(self, timeout: float | None = None) -> SlotGrant | None:
+        """The grant, or None if ``timeout`` ran out first; raises a request's error."""
+        if not self._done.wait(timeout):
+            return None
+        if self.error is not None:
+            raise self.error
+        return self.grant
+
+
+class SlotBroker:
+    """Acquires and releases slots for this process in one store."""
+
+    def __init__(self, client: Callable[[], Any], lease_seconds: float) -> None:
+        self._client = client
+        self.keeper = LeaseKeeper(client, lease_seconds)
+        self.lease_seconds = lease_seconds
+        self._cond = threading.Condition()
+        self._queue: list[SlotTicket] = []
+        self._woken = False
+        self._thread: threading.Thread | None = None
+        self._limit_names: frozenset[str] = frozenset()
+        self._names_read_at = float("-inf")
+        self._ensured: dict[str, int] = {}
+
+    def request(
+        self,
+        request: SlotRequest,
+        on_done: Callable[[SlotTicket], None] | None = None,
+        logger: Any = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> SlotTicket:
+        """Ask for slots: answered now if they are free and nobody here waits for them,
+        else queued; ``on_done`` runs once the ticket is settled (in the broker's thread when
+        it was queued). ``on_wait(reason)`` runs in the caller's thread before it queues."""
+        request.lease_seconds = self.lease_seconds
+        ticket = SlotTicket(request, on_done)
+        ticket.logger = logger
+        with self._cond:
+            wait_behind = self._overlaps_queue(request)
+        if not wait_behind:
+            (grant,) = self._client().acquire_concurrency_slots([request])
+            if grant.granted or grant.error:
+                self._settle(ticket, grant)
+                return ticket
+            ticket.waiting_for = grant.waiting_for
+        else:
+            ticket.waiting_for = (
+                f"concurrency limits {request.names} (behind earlier waiters in this process)"
+            )
+        if on_wait is not None:
+            on_wait(ticket.waiting_for or f"concurrency limits {request.names}")
+        with self._cond:
+            self._queue.append(ticket)
+            self._woken = True
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="anabranch-slot-broker", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return ticket
+
+    def limit_names(self) -> frozenset[str]:
+        """Names of the existing limits, refreshed at most once a second: tags are checked
+        against it so a tagged run pays a round trip only when a tag names a limit."""
+        now = time.monotonic()
+        if now - self._names_read_at > _NAMES_TTL:
+            limits = self._client().read_concurrency_limits()
+            self._limit_names = frozenset(limit.name for limit in limits)
+            self._names_read_at = now
+        return self._limit_names
+
+    def ensure_limit(self, name: str, limit: int) -> None:
+        """Create or resize a limit declared in code (``concurrency_limit=N``), once per size."""
+        if self._ensured.get(name) != limit:
+            self._client().create_concurrency_limit(name, limit)
+            self._ensured[name] = limit
+            self._names_read_at = float("-inf")
+
+    def cancel(self, ticket: SlotTicket) -> SlotGrant | None:
+        """Stop waiting; returns the grant if it arrived first (the caller must release)."""
+        with self._cond:
+            if ticket in self._queue:
+                self._queue.remove(ticket)
+                queued = True
+            else:
+                queued = False
+        if queued:
+            self._client().withdraw_concurrency_waiter(ticket.request.waiter_id)
+            ticket.resolve(None)
+            return None
+        return ticket.grant if ticket.grant is not None and ticket.grant.granted else None
+
+    def release(self, lease_id: uuid.UUID | None) -> None:
+        """Free a lease's slots (a no-op for None) and let waiters here try at once."""
+        if lease_id is None:
+            return
+        self.keeper.drop(lease_id)
+        self._client().release_concurrency_slots(lease_id)
+        with self._cond:
+            if self._queue:
+                self._woken = True
+                self._cond.notify()
+
+    def release_all(self) -> None:
+        """Free every lease this process holds (on interrupt and at exit)."""
+        for lease_id in self.keeper.held():
+            try:
+                self.release(lease_id)
+            except Exception:
+                self.keeper.drop(lease_id)
+
+    def _overlaps_queue(self, request: SlotRequest) -> bool:
+        names = set(request.names)
+        return any(names.intersection(t.request.names) for t in self._queue)
+
+    def _settle(self, ticket: SlotTicket, grant: SlotGrant) -> None:
+        if grant.error:
+            missing = grant.error.startswith("No concurrency limit")
+            error_type = UnknownConcurrencyLimit if missing else ConcurrencySlotError
+            ticket.resolve(None, error_type(grant.error))
+            return
+        if grant.lease_id is not None:
+            self.keeper.hold(
+                HeldLease(grant.lease_id, grant.limited_by, ticket.request.holder, ticket.logger)
+            )
+        ticket.resolve(grant)
+
+    def _serve(self) -> None:
+        delay = _MIN_POLL
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                if not self._woken:
+                    self._cond.wait(delay)
+                self._woken = False
+                batch = list(self._queue)
+            try:
+                grants = self._client().acquire_concurrency_slots([t.request for t in batch])
+            except Exception:
+                delay = min(delay * 2, 1.0)
+                continue
+            settled = []
+            for ticket, grant in zip(batch, grants, strict=True):
+                if grant.granted or grant.error:
+                    settled.append((ticket, grant))
+                else:
+                    ticket.waiting_for = grant.waiting_for
+            if settled:
+                with self._cond:
+                    still_waiting = [t for t, _ in settled if t in self._queue]
+                    for ticket in still_waiting:
+                        self._queue.remove(ticket)
+                for ticket, grant in settled:
+                    if ticket in still_waiting:
+                        self._settle(ticket, grant)
+                    elif grant.lease_id is not None:
+                        # Cancelled while this attempt was under way: give the slots back.
+                        self._client().release_concurrency_slots(grant.lease_id)
+                delay = _MIN_POLL
+            else:
+                delay = min(delay * 2, _MAX_POLL)
+
+
+_brokers: dict[str, SlotBroker] = {}
+_brokers_lock = threading.Lock()
+
+
+def get_broker() -> SlotBroker:
+    """The broker for the store the current settings point at (one per store per process)."""
+    key = current_store_key()
+    broker = _brokers.get(key)
+    if broker is None:
+        with _brokers_lock:
+            broker = _brokers.get(key)
+            if broker is None:
+                lease_seconds = get_settings().concurrency_lease_seconds
+                broker = _brokers[key] = SlotBroker(get_client, lease_seconds)
+                if len(_brokers) == 1:
+                    atexit.register(release_everything)
+    return broker
+
+
+def release_everything() -> None:
+    """Free every lease of this process, in every store (interrupt, exit)."""
+    for broker in list(_brokers.values()):
+        broker.release_all()

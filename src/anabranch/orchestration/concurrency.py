@@ -1,0 +1,497 @@
+"""Concurrency limits: the rules, once, as functions over a connection in a write transaction.
+
+Slots are held by leases that expire unless renewed, so a holder that dies (SIGKILL, OOM,
+lost machine) frees its slots when its lease runs out; every acquisition first reaps expired
+leases and waiter tickets, so any process using the store frees them. Slots go out in
+arrival order: a request does not take slots while an earlier live waiter wants any of the
+same limits, so a waiter asking for many slots is never starved by a stream of small ones.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from anabranch._ids import new_id
+from anabranch.database.models import (
+    concurrency_lease,
+    concurrency_lease_slot,
+    concurrency_limit,
+    concurrency_waiter,
+)
+from anabranch.exceptions import ObjectNotFound
+from anabranch.schemas import ConcurrencyLimit, SlotGrant, SlotHolder, SlotRequest
+
+# A waiter that stops asking for this long is gone (its process died); its ticket lapses.
+WAITER_TICKET_SECONDS = 10.0
+
+
+def _missing(name: str) -> ObjectNotFound:
+    return ObjectNotFound(
+        f"No concurrency limit named {name!r}; create it with "
+        f"`anabranch concurrency-limit create {name} LIMIT`."
+    )
+
+
+def create_limit(
+    conn: Connection,
+    name: str,
+    limit: int,
+    *,
+    active: bool = True,
+    slot_decay_per_second: float = 0.0,
+    now: datetime,
+) -> ConcurrencyLimit:
+    """Create the limit, or set its size if it exists (``create`` is safe to repeat)."""
+    _check_size(name, limit, slot_decay_per_second)
+    row = _limit_row(conn, name)
+    if row is None:
+        conn.execute(
+            sa.insert(concurrency_limit).values(
+                id=new_id(),
+                name=name,
+                limit=limit,
+                active=active,
+                slot_decay_per_second=slot_decay_per_second,
+                decaying_slots=0.0,
+                decayed_at=None,
+                created=now,
+                updated=now,
+            )
+        )
+    else:
+        update_limit(
+            conn, name, limit=limit, active=active,
+            slot_decay_per_second=slot_decay_per_second, now=now,
+        )
+    return read_limit(conn, name, now=now)
+
+
+def update_limit(
+    conn: Connection,
+    name: str,
+    *,
+    limit: int | None = None,
+    active: bool | None = None,
+    slot_decay_per_second: float | None = None,
+    now: datetime,
+) -> ConcurrencyLimit:
+    row = _limit_row(conn, name)
+    if row is None:
+        raise _missing(name)
+    values: dict[str, Any] = {"updated": now}
+    if limit is not None:
+        values["limit"] = limit
+    if active is not None:
+        values["active"] = active
+    if slot_decay_per_second is not None:
+        values["slot_decay_per_second"] = slot_decay_per_second
+    _check_size(name, values.get("limit", row.limit), values.get("slot_decay_per_second", 0.0))
+    conn.execute(
+        sa.update(concurrency_limit).where(concurrency_limit.c.id == row.id).values(**values)
+    )
+    return read_limit(conn, name, now=now)
+
+
+def _check_size(name: str, limit: int, slot_decay_per_second: float) -> None:
+    if limit < 0:
+        raise ValueError(f"Concurrency limit {name!r} needs a limit of 0 or more, got {limit}.")
+    if slot_decay_per_second < 0:
+        raise ValueError(
+            f"slot_decay_per_second of {name!r} must be 0 or more, got {slot_decay_per_second}."
+        )
+
+
+def delete_limit(conn: Connection, name: str) -> None:
+    """Delete the limit; its holders keep running and simply hold nothing any more."""
+    row = _limit_row(conn, name)
+    if row is None:
+        raise _missing(name)
+    _forget_limit_slots(conn, row.id)
+    conn.execute(sa.delete(concurrency_waiter).where(concurrency_waiter.c.limit_id == row.id))
+    conn.execute(sa.delete(concurrency_limit).where(concurrency_limit.c.id == row.id))
+
+
+def reset_limit(conn: Connection, name: str, *, now: datetime) -> ConcurrencyLimit:
+    """Free every slot of the limit; the holders keep running and release nothing later."""
+    row = _limit_row(conn, name)
+    if row is None:
+        raise _missing(name)
+    _forget_limit_slots(conn, row.id)
+    conn.execute(
+        sa.update(concurrency_limit)
+        .where(concurrency_limit.c.id == row.id)
+        .values(decaying_slots=0.0, decayed_at=now, updated=now)
+    )
+    return read_limit(conn, name, now=now)
+
+
+def _forget_limit_slots(conn: Connection, limit_id: uuid.UUID) -> None:
+    conn.execute(
+        sa.delete(concurrency_lease_slot).where(concurrency_lease_slot.c.limit_id == limit_id)
+    )
+
+
+def read_limit(conn: Connection, name: str, *, now: datetime) -> ConcurrencyLimit:
+    """The limit with its live holders (unexpired leases) and slots in use."""
+    row = _limit_row(conn, name)
+    if row is None:
+        raise _missing(name)
+    holders = [
+        SlotHolder(
+            lease_id=h.lease_id,
+            holder=h.holder,
+            run_id=h.run_id,
+            occupy=h.occupy,
+            since=h.created,
+            expires_at=h.expires_at,
+        )
+        for h in conn.execute(
+            sa.select(
+                concurrency_lease_slot.c.lease_id,
+                concurrency_lease_slot.c.occupy,
+                concurrency_lease.c.holder,
+                concurrency_lease.c.run_id,
+                concurrency_lease.c.created,
+                concurrency_lease.c.expires_at,
+            )
+            .join(concurrency_lease, concurrency_lease.c.id == concurrency_lease_slot.c.lease_id)
+            .where(
+                concurrency_lease_slot.c.limit_id == row.id,
+                concurrency_lease.c.expires_at > now,
+            )
+            .order_by(concurrency_lease.c.created)
+        )
+    ]
+    waiting = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(concurrency_waiter)
+        .where(concurrency_waiter.c.limit_id == row.id, concurrency_waiter.c.expires_at > now)
+    ).scalar_one()
+    return _limit_model(row, sum(h.occupy for h in holders) + _decayed(row, now), holders, waiting)
+
+
+def read_limits(conn: Connection, *, now: datetime) -> list[ConcurrencyLimit]:
+    """Every limit, by name, with slots in use (holders are listed by ``read_limit``)."""
+    rows = conn.execute(sa.select(concurrency_limit).order_by(concurrency_limit.c.name)).all()
+    used = _slots_in_use(conn, [r.id for r in rows], now)
+    return [_limit_model(r, used.get(r.id, 0) + _decayed(r, now), [], 0) for r in rows]
+
+
+def _limit_model(row: Any, active_slots: float, holders: list[SlotHolder], waiting: int):
+    return ConcurrencyLimit(
+        id=row.id,
+        name=row.name,
+        limit=row.limit,
+        active=row.active,
+        slot_decay_per_second=row.slot_decay_per_second,
+        active_slots=active_slots,
+        holders=holders,
+        waiting=waiting,
+        created=row.created,
+        updated=row.updated,
+    )
+
+
+def acquire(
+    conn: Connection, requests: Sequence[SlotRequest], *, now: datetime
+) -> list[SlotGrant]:
+    """Try each request in order, in one transaction: grant it whole, or leave its waiter
+    ticket (keeping its place in line) and say what it waits for.
+
+    Expired leases and lapsed tickets are ignored here and deleted by ``reap``."""
+    names = sorted({name for request in requests for name in request.names})
+    rows = _lock_limits(conn, names, now)
+    limits = {row.name: row for row in rows}
+    used = {row.id: float(row.used) for row in rows}
+    waiting = [row.id for row in rows if row.waiting]
+    waiters = _live_waiters(conn, waiting, now) if waiting else []
+    return [_try(conn, request, limits, used, waiters, now) for request in requests]
+
+
+def _try(
+    conn: Connection,
+    request: SlotRequest,
+    limits: dict[str, Any],
+    used: dict[uuid.UUID, float],
+    waiters: list[Any],
+    now: datetime,
+) -> SlotGrant:
+    missing = [name for name in request.names if name not in limits]
+    if missing and request.strict:
+        return SlotGrant(granted=False, error=str(_missing(missing[0])))
+    rows = [limits[name] for name in request.names if name in limits and limits[name].active]
+    if not rows:
+        return SlotGrant(granted=True)
+    for row in rows:
+        if request.occupy > row.limit:
+            return SlotGrant(
+                granted=False,
+                error=f"{request.occupy} slots of concurrency limit {row.name!r} can never be "
+                f"granted: its limit is {row.limit}. Occupy fewer or raise the limit.",
+            )
+        if request.mode == "rate" and row.slot_decay_per_second <= 0:
+            return SlotGrant(
+                granted=False,
+                error=f"rate_limit() needs slot decay, and concurrency limit {row.name!r} has "
+                f"none; set it with `anabranch concurrency-limit update {row.name} "
+                "--slot-decay-per-second RATE`.",
+            )
+    ids = {row.id for row in rows}
+    ahead = [
+        w for w in waiters if w.limit_id in ids and w.id != request.waiter_id
+        and w.since < request.since
+    ]
+    full = [row for row in rows if _in_use(row, used, now) + request.occupy > row.limit]
+    if ahead or full:
+        _keep_waiting(conn, request, rows, waiters, now)
+        blocker = full[0] if full else next(r for r in rows if r.id == ahead[0].limit_id)
+        return SlotGrant(
+            granted=False,
+            limited_by=[row.name for row in rows],
+            waiting_for=f"concurrency limit {blocker.name!r} "
+            f"({_in_use(blocker, used, now):g}/{blocker.limit} slots in use"
+            + (f", {len({w.id for w in ahead})} earlier waiter(s)" if ahead else "")
+            + ")",
+        )
+    _leave_line(conn, request.waiter_id, waiters)
+    if request.mode == "rate":
+        for row in rows:
+            _add_decaying(conn, row, request.occupy, now)
+            used[row.id] = used.get(row.id, 0) + request.occupy
+        return SlotGrant(granted=True, limited_by=[row.name for row in rows])
+    lease_id = new_id()
+    conn.execute(
+        _INSERT_LEASE,
+        {
+            "id": lease_id,
+            "holder": request.holder,
+            "run_id": request.run_id,
+            "expires_at": now + timedelta(seconds=request.lease_seconds),
+            "created": now,
+        },
+    )
+    conn.execute(
+        _INSERT_LEASE_SLOT,
+        [{"lease_id": lease_id, "limit_id": row.id, "occupy": request.occupy} for row in rows],
+    )
+    for row in rows:
+        used[row.id] = used.get(row.id, 0) + request.occupy
+    return SlotGrant(granted=True, lease_id=lease_id, limited_by=[row.name for row in rows])
+
+
+def _in_use(row: Any, used: dict[uuid.UUID, float], now: datetime) -> float:
+    return used.get(row.id, 0) + _decayed(row, now)
+
+
+def _decayed(row: Any, now: datetime) -> float:
+    """Rate-limit slots still occupied: they drain at ``slot_decay_per_second``."""
+    if not row.decaying_slots or row.decayed_at is None:
+        return 0.0
+    elapsed = (now - row.decayed_at).total_seconds()
+    return max(0.0, row.decaying_slots - elapsed * row.slot_decay_per_second)
+
+
+def _add_decaying(conn: Connection, row: Any, occupy: int, now: datetime) -> None:
+    conn.execute(
+        sa.update(concurrency_limit)
+        .where(concurrency_limit.c.id == row.id)
+        .values(decaying_slots=_decayed(row, now) + occupy, decayed_at=now)
+    )
+
+
+def _keep_waiting(
+    conn: Connection, request: SlotRequest, rows: Iterable[Any], waiters: list[Any], now: datetime
+) -> None:
+    """Leave (or refresh) the request's tickets, so later requests queue behind it."""
+    expires = now + timedelta(seconds=WAITER_TICKET_SECONDS)
+    fresh_until = now + timedelta(seconds=WAITER_TICKET_SECONDS / 2)
+    mine = {w.limit_id: w.expires_at for w in waiters if w.id == request.waiter_id}
+    for row in rows:
+        if row.id in mine:
+            if mine[row.id] > fresh_until:
+                continue
+            conn.execute(
+                sa.update(concurrency_waiter)
+                .where(
+                    concurrency_waiter.c.id == request.waiter_id,
+                    concurrency_waiter.c.limit_id == row.id,
+                )
+                .values(expires_at=expires)
+            )
+            continue
+        conn.execute(
+            sa.insert(concurrency_waiter).values(
+                id=request.waiter_id,
+                limit_id=row.id,
+                occupy=request.occupy,
+                since=request.since,
+                expires_at=expires,
+            )
+        )
+        waiters.append(_Ticket(request.waiter_id, row.id, request.since, expires))
+
+
+class _Ticket:
+    """A ticket written in this transaction, shaped like a row of concurrency_waiter."""
+
+    __slots__ = ("id", "limit_id", "since", "expires_at")
+
+    def __init__(
+        self, waiter_id: uuid.UUID, limit_id: uuid.UUID, since: datetime, expires_at: datetime
+    ) -> None:
+        self.id, self.limit_id, self.since, self.expires_at = (
+            waiter_id, limit_id, since, expires_at
+        )
+
+
+def _leave_line(conn: Connection, waiter_id: uuid.UUID, waiters: list[Any]) -> None:
+    if any(w.id == waiter_id for w in waiters):
+        withdraw(conn, waiter_id)
+        waiters[:] = [w for w in waiters if w.id != waiter_id]
+
+
+def withdraw(conn: Connection, waiter_id: uuid.UUID) -> None:
+    """A waiter gave up (timeout, cancellation): its place in line is freed."""
+    conn.execute(sa.delete(concurrency_waiter).where(concurrency_waiter.c.id == waiter_id))
+
+
+def release(conn: Connection, lease_id: uuid.UUID) -> bool:
+    """Free the lease's slots; False if it was already gone (expired, reset, deleted)."""
+    conn.execute(_DELETE_LEASE_SLOTS, {"lease_id": lease_id})
+    return conn.execute(_DELETE_LEASE, {"lease_id": lease_id}).rowcount > 0
+
+
+def renew(
+    conn: Connection, lease_ids: Sequence[uuid.UUID], *, seconds: float, now: datetime
+) -> list[uuid.UUID]:
+    """Extend live leases; returns the ids that were no longer held (lost)."""
+    if not lease_ids:
+        return []
+    live = set(
+        conn.execute(
+            sa.select(concurrency_lease.c.id).where(
+                concurrency_lease.c.id.in_(lease_ids), concurrency_lease.c.expires_at > now
+            )
+        ).scalars()
+    )
+    if live:
+        conn.execute(
+            sa.update(concurrency_lease)
+            .where(concurrency_lease.c.id.in_(live))
+            .values(expires_at=now + timedelta(seconds=seconds))
+        )
+    return [lease_id for lease_id in lease_ids if lease_id not in live]
+
+
+def reap(conn: Connection, *, now: datetime) -> int:
+    """Delete expired leases and lapsed waiter tickets; returns how many leases went.
+
+    Expired rows already count for nothing (every query filters on expiry), so this only
+    keeps the tables small; any process using the store may run it."""
+    expired = list(
+        conn.execute(
+            sa.select(concurrency_lease.c.id).where(concurrency_lease.c.expires_at <= now)
+        ).scalars()
+    )
+    if expired:
+        conn.execute(
+            sa.delete(concurrency_lease_slot).where(
+                concurrency_lease_slot.c.lease_id.in_(expired)
+            )
+        )
+        conn.execute(sa.delete(concurrency_lease).where(concurrency_lease.c.id.in_(expired)))
+    conn.execute(sa.delete(concurrency_waiter).where(concurrency_waiter.c.expires_at <= now))
+    return len(expired)
+
+
+def _limit_row(conn: Connection, name: str) -> Any:
+    return conn.execute(
+        sa.select(concurrency_limit).where(concurrency_limit.c.name == name)
+    ).first()
+
+
+def _limits_with_usage_query(for_update: bool) -> sa.Select:
+    slot, lease, waiter, limit = (
+        concurrency_lease_slot, concurrency_lease, concurrency_waiter, concurrency_limit
+    )
+    now = sa.bindparam("now", type_=concurrency_lease.c.expires_at.type)
+    used = (
+        sa.select(sa.func.coalesce(sa.func.sum(slot.c.occupy), 0))
+        .join(lease, lease.c.id == slot.c.lease_id)
+        .where(slot.c.limit_id == limit.c.id, lease.c.expires_at > now)
+        .scalar_subquery()
+    )
+    waiting = (
+        sa.select(sa.func.count())
+        .select_from(waiter)
+        .where(waiter.c.limit_id == limit.c.id, waiter.c.expires_at > now)
+        .scalar_subquery()
+    )
+    query = (
+        sa.select(limit, used.label("used"), waiting.label("waiting"))
+        .where(limit.c.name.in_(sa.bindparam("names", expanding=True)))
+        .order_by(limit.c.name)
+    )
+    return query.with_for_update(of=limit) if for_update else query
+
+
+# Built once: constructing a Core statement costs more than SQLite takes to run it.
+_LIMITS_WITH_USAGE = _limits_with_usage_query(for_update=False)
+_LIMITS_WITH_USAGE_LOCKED = _limits_with_usage_query(for_update=True)
+_INSERT_LEASE = sa.insert(concurrency_lease)
+_INSERT_LEASE_SLOT = sa.insert(concurrency_lease_slot)
+_DELETE_LEASE_SLOTS = sa.delete(concurrency_lease_slot).where(
+    concurrency_lease_slot.c.lease_id == sa.bindparam("lease_id")
+)
+_DELETE_LEASE = sa.delete(concurrency_lease).where(
+    concurrency_lease.c.id == sa.bindparam("lease_id")
+)
+
+
+def _lock_limits(conn: Connection, names: Sequence[str], now: datetime) -> list[Any]:
+    """The limits' rows with their slots in use and live waiter count, in one query; on
+    PostgreSQL locked in name order, so concurrent acquirers of overlapping sets queue instead
+    of deadlocking (SQLite's write transaction covers it there)."""
+    if not names:
+        return []
+    query = _LIMITS_WITH_USAGE if conn.dialect.name == "sqlite" else _LIMITS_WITH_USAGE_LOCKED
+    return list(conn.execute(query, {"names": list(names), "now": now}))
+
+
+def _slots_in_use(
+    conn: Connection, limit_ids: Sequence[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, float]:
+    if not limit_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(concurrency_lease_slot.c.limit_id, sa.func.sum(concurrency_lease_slot.c.occupy))
+        .join(concurrency_lease, concurrency_lease.c.id == concurrency_lease_slot.c.lease_id)
+        .where(
+            concurrency_lease_slot.c.limit_id.in_(limit_ids),
+            concurrency_lease.c.expires_at > now,
+        )
+        .group_by(concurrency_lease_slot.c.limit_id)
+    )
+    return {limit_id: float(total) for limit_id, total in rows}
+
+
+def _live_waiters(conn: Connection, limit_ids: Sequence[uuid.UUID], now: datetime) -> list[Any]:
+    return list(
+        conn.execute(
+            sa.select(
+                concurrency_waiter.c.id,
+                concurrency_waiter.c.limit_id,
+                concurrency_waiter.c.since,
+                concurrency_waiter.c.expires_at,
+            ).where(
+                concurrency_waiter.c.limit_id.in_(limit_ids),
+                concurrency_waiter.c.expires_at > now,
+            )
+        )
+    )
