@@ -26,12 +26,13 @@ class Settings(BaseSettings):
     recorder_flush_interval: float = Field(
         default=0.05, description="Seconds between background writes of run records."
     )
+    heartbeat_seconds: float = Field(
+        default=10.0, gt=0, description="How often a process records that its Running flow "
+        "runs are alive; the server crashes runs silent for several of these."
+    )
     concurrency_lease_seconds: float = Field(
         default=30.0, gt=0, description="Time-to-live of a concurrency slot lease; renewed by "
         "its holder every third of it, freed this long after a holder dies."
-    )
-    default_max_workers: int | None = Field(
-        default=None, description="Default ThreadPoolTaskRunner max_workers."
     )
 
     @property

@@ -9,14 +9,15 @@ thread (its worker is blocked anyway), so progress never needs a free worker.
 from __future__ import annotations
 
 import collections
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anabranch.results import get_serializer
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 _thread_state = threading.local()
 
@@ -233,6 +234,10 @@ class ProcessPoolTaskRunner(TaskRunner):
         self._executor_lock = threading.Lock()
 
     def _pool(self) -> ProcessPoolExecutor:
+        # Imported here: multiprocessing costs ~8 ms, which only process pools should pay.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         with self._executor_lock:
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(

@@ -265,6 +265,7 @@ def _batch_filling_every_column() -> RecordBatch:
         tags=["a", "b"],
         parent_flow_run_id=parent.id,
         parent_task_run_id=uuid.uuid4(),
+        heartbeat=after(2).astimezone(paris),
     )
     task = task_run(
         parent, "cached", after(2.5), cache_key="abc", start_time=after(2.5), end_time=after(3)

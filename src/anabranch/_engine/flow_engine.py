@@ -8,6 +8,7 @@ import contextvars
 from typing import Any
 
 from anabranch._engine import active
+from anabranch._engine.heartbeat import heartbeats
 from anabranch._engine.inputs import resolve_inputs, resolve_returned
 from anabranch._engine.lifecycle import RunLifecycle, drive_async, drive_sync
 from anabranch._engine.names import generate_flow_run_name
@@ -130,11 +131,13 @@ class FlowRunEngine:
         return self.run.state
 
     def _begin(self) -> None:
+        heartbeats.add(self.run, self.recorder)
         if self.log_prints:
             install_print_capture()
         self.logger.info("Beginning flow run %r for flow %r", self.run.name, self.flow.name)
 
     def _end(self) -> None:
+        heartbeats.remove(self.run.id)
         if self.slots is not None:
             self.slots.release()
         if self.is_root:

@@ -59,6 +59,7 @@ flow_run = sa.Table(
     sa.Column("flow_version", sa.Text, nullable=True),
     sa.Column("parent_flow_run_id", sa.Uuid, nullable=True),
     sa.Column("parent_task_run_id", sa.Uuid, nullable=True),
+    sa.Column("heartbeat", UTCDateTime, nullable=True),
     sa.Index(None, "created"),
     sa.Index(None, "flow_name"),
     sa.Index(None, "parent_flow_run_id"),

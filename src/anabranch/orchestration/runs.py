@@ -264,6 +264,7 @@ def _flow_run_row(run: FlowRun, now: datetime) -> dict[str, Any]:
     row["flow_version"] = run.flow_version
     row["parent_flow_run_id"] = run.parent_flow_run_id
     row["parent_task_run_id"] = run.parent_task_run_id
+    row["heartbeat"] = run.heartbeat
     return row
 
 
@@ -328,7 +329,9 @@ _RUN_COLUMNS = (
     "created",
     "updated",
 )
-_FLOW_RUN_COLUMNS = ("flow_name", "flow_version", "parent_flow_run_id", "parent_task_run_id")
+_FLOW_RUN_COLUMNS = (
+    "flow_name", "flow_version", "parent_flow_run_id", "parent_task_run_id", "heartbeat"
+)
 _TASK_RUN_COLUMNS = ("task_key", "flow_run_id", "cache_key")
 
 
@@ -414,6 +417,7 @@ def _flow_run_own(run: FlowRun) -> tuple[Any, ...]:
         run.flow_version,
         _hex(run.parent_flow_run_id),
         _hex(run.parent_task_run_id),
+        sqlite_datetime_text(run.heartbeat),
     )
 
 
@@ -529,6 +533,7 @@ def _flow_run(row: RowMapping) -> FlowRun:
         flow_version=row["flow_version"],
         parent_flow_run_id=row["parent_flow_run_id"],
         parent_task_run_id=row["parent_task_run_id"],
+        heartbeat=row["heartbeat"],
     )
 
 

@@ -45,6 +45,7 @@ class FlowRun(_Run):
     flow_version: str | None = None
     parent_flow_run_id: uuid.UUID | None = None
     parent_task_run_id: uuid.UUID | None = None
+    heartbeat: datetime | None = None
 
 
 class TaskRun(_Run):
