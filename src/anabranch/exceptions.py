@@ -51,6 +51,10 @@ class UnknownConcurrencyLimit(ObjectNotFound):
     """``concurrency()`` (strict) or ``concurrency_limit=`` named a limit that does not exist."""
 
 
+class InvalidConcurrencyLimit(AnabranchError, ValueError):
+    """A concurrency limit was given a negative size or slot decay."""
+
+
 class ConcurrencySlotTimeout(AnabranchError, TimeoutError):
     """Slots of a concurrency limit could not be had within ``timeout_seconds``; nothing is
     held."""

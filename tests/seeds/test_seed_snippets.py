@@ -2,37 +2,58 @@
 
 Each snippet lives verbatim (``prefect`` replaced by ``anabranch``) in ``snippets/``. Snippets
 without a ``__main__`` block run in this process with runpy; the seed-004 scripts run as real
-scripts in a subprocess on this test's ANABRANCH_HOME. Snippets that need deployments or
-concurrency limits are kept, and skipped until those features land.
+scripts in a subprocess on this test's ANABRANCH_HOME. Snippets that need a concurrency limit
+get it from the real console script first (the seed's `prefect concurrency-limit create NAME N`
+becomes `anabranch concurrency-limit create NAME N`). Snippets that need deployments are kept,
+and skipped until deployments land.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import runpy
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from anabranch import flow, task
+from anabranch.concurrency.sync import concurrency
 from anabranch.schemas import FlowRun, StateType, TaskRun
+from anabranch.task_runners import ThreadPoolTaskRunner
 
 SNIPPETS = Path(__file__).parent / "snippets"
+ANABRANCH = str(Path(sys.executable).with_name("anabranch"))
 
 NEEDS_DEPLOYMENTS = "run_deployment needs deployments and workers, which arrive in a later issue"
-NEEDS_LIMITS = (
-    "concurrency() and `anabranch concurrency-limit create` arrive in a later issue "
-    "(tag-based and named concurrency limits)"
-)
 
 
-def run_snippet(name: str) -> dict[str, Any]:
-    """Execute a snippet in this process and return its globals (its flows and tasks)."""
-    return runpy.run_path(str(SNIPPETS / name))
+def run_snippet(name: str | Path, **given: Any) -> dict[str, Any]:
+    """Execute a snippet in this process and return its globals (its flows and tasks);
+    ``given`` supplies what a fragment uses but the seed defines elsewhere (``flow``,
+    ``child_flow``, ``write_to_file``)."""
+    return runpy.run_path(str(SNIPPETS / name), init_globals=given)
+
+
+def create_limit(name: str, limit: int) -> None:
+    """`anabranch concurrency-limit create NAME LIMIT`, as the seed says to run it, on this
+    test's store (the console script inherits ANABRANCH_HOME)."""
+    result = subprocess.run(
+        [ANABRANCH, "concurrency-limit", "create", name, str(limit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def run_script(path: Path, home: Path, random_value: float) -> subprocess.CompletedProcess:
@@ -178,6 +199,232 @@ def test_balanced_runner_flows_with_empty_bodies_complete(client):
     assert all(run.state.type is StateType.COMPLETED for run in runs)
 
 
+# --- seed 000: named concurrency limits ----------------------------------------------------
+
+
+class Occupancy:
+    """How many callers were inside ``during()`` at once, at most."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.inside = self.peak = self.entries = 0
+
+    @contextmanager
+    def during(self) -> Iterator[None]:
+        with self._lock:
+            self.inside += 1
+            self.entries += 1
+            self.peak = max(self.peak, self.inside)
+        try:
+            time.sleep(0.002)  # a slow critical section: without the limit, callers overlap
+            yield
+        finally:
+            with self._lock:
+                self.inside -= 1
+
+
+def waiting_messages(client, runs: list[TaskRun] | list[FlowRun]) -> list[str]:
+    """The messages of the Pending states the runs went through while waiting for slots."""
+    return [
+        record.state.message
+        for run in runs
+        for record in client.read_states(run.id)
+        if record.state.type is StateType.PENDING and record.state.message
+    ]
+
+
+@contextmanager
+def full_until_someone_waits(client, name: str, slots: int) -> Iterator[None]:
+    """Another holder takes every slot of ``name`` and gives them back as soon as a run
+    waits for them: the runs started in the block deterministically meet a full limit."""
+    taken, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with concurrency(name, occupy=slots):
+            taken.set()
+            while not done.is_set() and client.read_concurrency_limit(name).waiting == 0:
+                done.wait(0.005)
+
+    holder = threading.Thread(target=hold, name="other-holder")
+    holder.start()
+    try:
+        assert taken.wait(30)
+        yield
+    finally:
+        done.set()
+        holder.join(30)
+
+
+def test_option_b_limit_of_ten_caps_the_tagged_wrapper_tasks(client):
+    create_limit("child-subflow", 10)
+    ns = run_snippet("seed000_option_b_tagged_task.py")
+
+    assert ns["parent_flow"]() == [2 * i for i in range(100)]
+
+    parent = the_only(client.read_flow_runs(flow_name="parent-flow"))
+    assert_children_of_submitted_tasks(client, parent, 100)
+    assert max_overlap(client.read_task_runs(flow_run_id=parent.id)) <= 10
+    assert client.read_concurrency_limit("child-subflow").active_slots == 0
+
+
+def test_option_b_wrappers_wait_pending_while_the_limit_is_full(client):
+    create_limit("child-subflow", 10)
+    ns = run_snippet("seed000_option_b_tagged_task.py")
+
+    with full_until_someone_waits(client, "child-subflow", 10):
+        assert ns["parent_flow"]() == [2 * i for i in range(100)]
+
+    task_runs = client.read_task_runs()
+    assert len(task_runs) == 100
+    assert max_overlap(task_runs) <= 10
+    waited = waiting_messages(client, task_runs)
+    assert "Waiting for concurrency limit 'child-subflow' (10/10 slots in use)" in waited
+
+
+def test_option_b_limit_caps_the_tagged_tasks_even_with_fifty_workers(client):
+    create_limit("child-subflow", 10)
+    ns = run_snippet("seed000_option_b_tagged_task.py")
+    wide = ns["parent_flow"].with_options(task_runner=ThreadPoolTaskRunner(max_workers=50))
+
+    assert wide() == [2 * i for i in range(100)]
+
+    parent = the_only(client.read_flow_runs(flow_name="parent-flow"))
+    assert_children_of_submitted_tasks(client, parent, 100)
+    assert max_overlap(client.read_task_runs(flow_run_id=parent.id)) <= 10
+
+
+def test_option_b_every_waiting_wrapper_says_which_limit_and_how_full(client):
+    create_limit("child-subflow", 10)
+    ns = run_snippet("seed000_option_b_tagged_task.py")
+
+    with full_until_someone_waits(client, "child-subflow", 10):
+        ns["parent_flow"]()
+
+    waited = waiting_messages(client, client.read_task_runs())
+    assert len(waited) >= 2
+    pattern = (
+        r"Waiting for concurrency limit 'child-subflow' "
+        r"\(\d+/10 slots in use(, \d+ earlier waiter\(s\))?\)"
+    )
+    assert [m for m in waited if not re.fullmatch(pattern, m)] == []
+
+
+def test_option_b_concurrency_inside_the_wrapper_caps_the_child_flows_at_ten(client):
+    create_limit("child-subflow", 10)
+    child_flow = run_snippet("seed000_option_b_tagged_task.py")["child_flow"]
+    run_child = run_snippet(
+        "seed000_option_b_concurrency_in_task.py", task=task, child_flow=child_flow
+    )["run_child"]
+
+    @flow(name="parent-flow", task_runner=ThreadPoolTaskRunner(max_workers=30))
+    def parent_flow():  # the seed's parent, around this snippet's run_child
+        futs = [run_child.submit(i) for i in range(100)]
+        return [f.result() for f in futs]
+
+    assert parent_flow() == [2 * i for i in range(100)]
+
+    parent = the_only(client.read_flow_runs(flow_name="parent-flow"))
+    children = assert_children_of_submitted_tasks(client, parent, 100)
+    assert max_overlap(children) <= 10
+
+
+@pytest.fixture
+def shared_file_limit() -> None:
+    create_limit("my-shared-file", 1)
+
+
+def test_file_lock_sync_appends_every_line_intact_one_writer_at_a_time(
+    client, shared_file_limit, tmp_path
+):
+    shared = tmp_path / "local.file"
+    source = (SNIPPETS / "seed000_file_lock_sync.py").read_text()
+    assert '"/path/to/local.file"' in source
+    snippet = tmp_path / "file_lock_sync.py"
+    snippet.write_text(source.replace('"/path/to/local.file"', repr(str(shared))))
+    writers = Occupancy()
+
+    @contextmanager
+    def open_while_counted(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with writers.during(), open(*args, **kwargs) as f:
+            yield f
+
+    child_flow = run_snippet(snippet, flow=flow, open=open_while_counted)["child_flow"]
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=10))
+    def parent_flow() -> None:
+        child_flow.map(range(20)).wait()
+
+    parent_flow()
+
+    assert sorted(shared.read_text().splitlines(keepends=True)) == sorted(
+        f"{x}\n" for x in range(20)
+    )
+    assert (writers.entries, writers.peak) == (20, 1)
+    children = client.read_flow_runs(flow_name="child-flow")
+    assert len(children) == 20
+    assert all(child.state.type is StateType.COMPLETED for child in children)
+
+
+def test_file_lock_async_children_all_complete_and_leave_the_slot_free(client, shared_file_limit):
+    child_flow = run_snippet("seed000_file_lock_async.py", flow=flow)["child_flow"]
+
+    @flow
+    async def parent_flow() -> None:
+        await asyncio.gather(*(child_flow(x) for x in range(10)))
+
+    asyncio.run(parent_flow())
+
+    children = client.read_flow_runs(flow_name="child-flow")
+    assert len(children) == 10
+    assert all(child.state.type is StateType.COMPLETED for child in children)
+    limit = client.read_concurrency_limit("my-shared-file")
+    assert (limit.active_slots, limit.holders, limit.waiting) == (0, [], 0)
+
+
+def test_file_lock_tagged_task_runs_one_write_at_a_time(client, shared_file_limit):
+    write_file = run_snippet("seed000_file_lock_tagged_task.py", task=task)["write_file"]
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=10))
+    def parent_flow() -> None:
+        for future in [write_file.submit(x) for x in range(10)]:
+            future.wait()
+
+    with full_until_someone_waits(client, "my-shared-file", 1):
+        parent_flow()
+
+    writes = client.read_task_runs()
+    assert len(writes) == 10
+    assert all(run.state.type is StateType.COMPLETED for run in writes)
+    assert all(run.tags == ["my-shared-file"] for run in writes)
+    assert max_overlap(writes) == 1
+    waited = waiting_messages(client, writes)
+    assert "Waiting for concurrency limit 'my-shared-file' (1/1 slots in use)" in waited
+
+
+def test_narrow_lock_in_child_lets_one_child_write_at_a_time(client, shared_file_limit):
+    writers = Occupancy()
+    written: list[int] = []
+
+    def write_to_file(x: int) -> None:
+        with writers.during():
+            written.append(x)
+
+    child_flow = run_snippet(
+        "seed000_narrow_lock_in_child.py", flow=flow, write_to_file=write_to_file
+    )["child_flow"]
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=10))
+    def parent_flow() -> None:
+        child_flow.map(range(20)).wait()
+
+    parent_flow()
+
+    assert sorted(written) == list(range(20))
+    assert writers.peak == 1
+    children = client.read_flow_runs(flow_name="child-flow")
+    assert all(child.state.type is StateType.COMPLETED for child in children)
+
+
 # --- seed 004: a parent flow whose subflow may fail ----------------------------------------
 
 FAILING_PARENT = SNIPPETS / "seed004_failing_parent_flow.py"
@@ -287,21 +534,3 @@ def test_deployment_build_commands_register_extract_transform_load_and_cleanup()
     raise NotImplementedError
 
 
-@pytest.mark.parametrize(
-    "snippet",
-    [
-        pytest.param("seed000_option_b_concurrency_in_task.py", id="option-b-concurrency"),
-        pytest.param("seed000_file_lock_sync.py", id="file-lock-sync"),
-        pytest.param("seed000_file_lock_async.py", id="file-lock-async"),
-        pytest.param("seed000_file_lock_tagged_task.py", id="file-lock-tag-limit"),
-        pytest.param("seed000_narrow_lock_in_child.py", id="narrow-lock"),
-    ],
-)
-@pytest.mark.skip(reason=NEEDS_LIMITS)
-def test_snippets_that_use_concurrency_limits(snippet):
-    runpy.run_path(str(SNIPPETS / snippet))
-
-
-@pytest.mark.skip(reason=NEEDS_LIMITS)
-def test_option_b_limit_of_ten_caps_the_tagged_wrapper_tasks():
-    raise NotImplementedError

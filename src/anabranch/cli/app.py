@@ -7,7 +7,7 @@ from importlib.metadata import version as distribution_version
 
 import typer
 
-from anabranch.cli import config, flow_run, render
+from anabranch.cli import concurrency_limit, config, flow_run, render
 from anabranch.exceptions import AnabranchError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(config.app, name="config")
 app.add_typer(flow_run.app, name="flow-run")
+app.add_typer(concurrency_limit.app, name="concurrency-limit")
 
 
 @app.command()

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from anabranch.schemas import FlowRun, LogRecord, State, StateType, TaskRun
+from anabranch.schemas import ConcurrencyLimit, FlowRun, LogRecord, State, StateType, TaskRun
 
 _STATE_STYLES = {
     StateType.COMPLETED: "green",
@@ -137,6 +137,108 @@ def settings_table(rows: Iterable[tuple[str, str, str]], database: str) -> None:
         table.add_row(name, Text(value), source)
     _console(soft_wrap=False).print(table)
     _console().print(Text(f"\nDatabase: {database}"))
+
+
+def concurrency_limits_table(limits: Sequence[ConcurrencyLimit]) -> None:
+    table = Table(box=None, header_style="bold")
+    table.add_column("Name", overflow="fold")
+    table.add_column("Limit", justify="right")
+    table.add_column("Active slots", justify="right")
+    table.add_column("Status")
+    table.add_column("Decay", justify="right")
+    for limit in limits:
+        table.add_row(
+            Text(limit.name),
+            str(limit.limit),
+            _slots(limit.active_slots),
+            _status_text(limit),
+            _decay(limit.slot_decay_per_second),
+        )
+    _console(soft_wrap=False).print(table)
+
+
+def concurrency_limit_detail(limit: ConcurrencyLimit) -> None:
+    """The limit's fields, then one row per lease holding its slots, then who waits."""
+    console = _console(soft_wrap=False)
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold", no_wrap=True)
+    fields.add_column()
+    fields.add_row("Name", Text(limit.name))
+    fields.add_row("Limit", f"{limit.limit} slots")
+    fields.add_row("Active slots", f"{_slots(limit.active_slots)} of {limit.limit}")
+    fields.add_row("Status", _status_text(limit))
+    fields.add_row("Slot decay", _decay(limit.slot_decay_per_second))
+    fields.add_row("Waiting", str(limit.waiting))
+    fields.add_row("Created", _local(limit.created, "%Y-%m-%d %H:%M:%S"))
+    fields.add_row("Updated", _local(limit.updated, "%Y-%m-%d %H:%M:%S"))
+    console.print(fields)
+    console.print()
+    if not limit.holders:
+        console.print(Text("No holders.", style="dim"))
+        return
+    holders = Table(box=None, header_style="bold", title="Holders", title_justify="left")
+    holders.add_column("Holder", overflow="fold")
+    holders.add_column("Run ID", no_wrap=True)
+    holders.add_column("Slots", justify="right")
+    holders.add_column("Since")
+    holders.add_column("Lease expires")
+    for holder in limit.holders:
+        holders.add_row(
+            Text(holder.holder),
+            str(holder.run_id) if holder.run_id else "-",
+            str(holder.occupy),
+            _local(holder.since, "%Y-%m-%d %H:%M:%S"),
+            _local(holder.expires_at, "%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(holders)
+
+
+def concurrency_limit_json(limit: ConcurrencyLimit, *, live: bool) -> dict[str, Any]:
+    """The limit's fields; with ``live`` also its holders and waiting count, which only a
+    read of the one limit fills in (a listing would show them empty, wrongly)."""
+    return limit.model_dump(mode="json", exclude=None if live else {"holders", "waiting"})
+
+
+def concurrency_limit_saved(limit: ConcurrencyLimit, *, created: bool) -> None:
+    verb = "Created" if created else "Updated"
+    line = Text(f"{verb} concurrency limit {limit.name!r}: {limit.limit} slots, ")
+    line.append(f"{_slots(limit.active_slots)} in use, ")
+    line.append_text(_status_text(limit))
+    if limit.slot_decay_per_second:
+        line.append(f", slots decay at {_decay(limit.slot_decay_per_second)}")
+    line.append(".")
+    _console().print(line)
+
+
+def concurrency_limit_reset(limit: ConcurrencyLimit) -> None:
+    _console().print(
+        Text(
+            f"Reset concurrency limit {limit.name!r}: all {limit.limit} slots are free; "
+            "its former holders keep running, counted by nothing."
+        )
+    )
+
+
+def concurrency_limit_deleted(name: str) -> None:
+    _console().print(
+        Text(
+            f"Deleted concurrency limit {name!r}; its former holders keep running, and the "
+            "name limits nothing any more."
+        )
+    )
+
+
+def _status_text(limit: ConcurrencyLimit) -> Text:
+    return Text("active", style="green") if limit.active else Text("inactive", style="yellow")
+
+
+def _slots(count: float) -> str:
+    # Whole slots from leases; fractions only while rate_limit() slots drain.
+    return f"{round(count, 2):g}"
+
+
+def _decay(per_second: float) -> str:
+    return f"{per_second:g}/s" if per_second else "-"
 
 
 def _add_children(tree: Tree, children: list[RunNode]) -> None:

@@ -64,9 +64,14 @@ class AnabranchClient(Protocol):
         """Log lines, oldest first, of a flow run (including its task runs) or one task run."""
 
     def create_concurrency_limit(
-        self, name: str, limit: int, *, active: bool = True, slot_decay_per_second: float = 0.0
+        self,
+        name: str,
+        limit: int,
+        *,
+        active: bool = True,
+        slot_decay_per_second: float | None = None,
     ) -> ConcurrencyLimit:
-        """Create a named limit, or resize it if it exists."""
+        """Create a named limit; if it exists, set its size (and decay, when given) only."""
 
     def read_concurrency_limit(self, name: str) -> ConcurrencyLimit:
         """The limit with its live holders; ObjectNotFound (with the create hint) if none."""

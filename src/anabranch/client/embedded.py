@@ -93,7 +93,12 @@ class EmbeddedClient:
             )
 
     def create_concurrency_limit(
-        self, name: str, limit: int, *, active: bool = True, slot_decay_per_second: float = 0.0
+        self,
+        name: str,
+        limit: int,
+        *,
+        active: bool = True,
+        slot_decay_per_second: float | None = None,
     ) -> ConcurrencyLimit:
         with write_transaction(self.database_url) as conn:
             return concurrency.create_limit(

@@ -82,18 +82,13 @@ class SlotBroker:
         request.lease_seconds = self.lease_seconds
         ticket = SlotTicket(request, on_done)
         ticket.logger = logger
-        with self._cond:
-            wait_behind = self._overlaps_queue(request)
-        if not wait_behind:
-            (grant,) = self._client().acquire_concurrency_slots([request])
-            if grant.granted or grant.error:
-                self._settle(ticket, grant)
-                return ticket
-            ticket.waiting_for = grant.waiting_for
-        else:
-            ticket.waiting_for = (
-                f"concurrency limits {request.names} (behind earlier waiters in this process)"
-            )
+        # Always one attempt first: a denied attempt leaves the request's ticket in the store,
+        # which is what keeps arrival order across this process and every other.
+        (grant,) = self._client().acquire_concurrency_slots([request])
+        if grant.granted or grant.error:
+            self._settle(ticket, grant)
+            return ticket
+        ticket.waiting_for = grant.waiting_for
         if on_wait is not None:
             on_wait(ticket.waiting_for or f"concurrency limits {request.names}")
         with self._cond:
@@ -156,10 +151,6 @@ class SlotBroker:
                 self.release(lease_id)
             except Exception:
                 self.keeper.drop(lease_id)
-
-    def _overlaps_queue(self, request: SlotRequest) -> bool:
-        names = set(request.names)
-        return any(names.intersection(t.request.names) for t in self._queue)
 
     def _settle(self, ticket: SlotTicket, grant: SlotGrant) -> None:
         if grant.error:

@@ -24,7 +24,7 @@ from anabranch.database.models import (
     concurrency_limit,
     concurrency_waiter,
 )
-from anabranch.exceptions import ObjectNotFound
+from anabranch.exceptions import InvalidConcurrencyLimit, ObjectNotFound
 from anabranch.schemas import ConcurrencyLimit, SlotGrant, SlotHolder, SlotRequest
 
 # A waiter that stops asking for this long is gone (its process died); its ticket lapses.
@@ -44,11 +44,12 @@ def create_limit(
     limit: int,
     *,
     active: bool = True,
-    slot_decay_per_second: float = 0.0,
+    slot_decay_per_second: float | None = None,
     now: datetime,
 ) -> ConcurrencyLimit:
-    """Create the limit, or set its size if it exists (``create`` is safe to repeat)."""
-    _check_size(name, limit, slot_decay_per_second)
+    """Create the limit, or, if it exists, set its size (and its decay when one is given)
+    and nothing else: ``create`` is safe to repeat and never undoes an operator's update."""
+    _check_size(name, limit, slot_decay_per_second or 0.0)
     row = _limit_row(conn, name)
     if row is None:
         conn.execute(
@@ -57,7 +58,7 @@ def create_limit(
                 name=name,
                 limit=limit,
                 active=active,
-                slot_decay_per_second=slot_decay_per_second,
+                slot_decay_per_second=slot_decay_per_second or 0.0,
                 decaying_slots=0.0,
                 decayed_at=None,
                 created=now,
@@ -65,10 +66,7 @@ def create_limit(
             )
         )
     else:
-        update_limit(
-            conn, name, limit=limit, active=active,
-            slot_decay_per_second=slot_decay_per_second, now=now,
-        )
+        update_limit(conn, name, limit=limit, slot_decay_per_second=slot_decay_per_second, now=now)
     return read_limit(conn, name, now=now)
 
 
@@ -100,9 +98,11 @@ def update_limit(
 
 def _check_size(name: str, limit: int, slot_decay_per_second: float) -> None:
     if limit < 0:
-        raise ValueError(f"Concurrency limit {name!r} needs a limit of 0 or more, got {limit}.")
+        raise InvalidConcurrencyLimit(
+            f"Concurrency limit {name!r} needs a limit of 0 or more, got {limit}."
+        )
     if slot_decay_per_second < 0:
-        raise ValueError(
+        raise InvalidConcurrencyLimit(
             f"slot_decay_per_second of {name!r} must be 0 or more, got {slot_decay_per_second}."
         )
 
@@ -132,9 +132,20 @@ def reset_limit(conn: Connection, name: str, *, now: datetime) -> ConcurrencyLim
 
 
 def _forget_limit_slots(conn: Connection, limit_id: uuid.UUID) -> None:
-    conn.execute(
-        sa.delete(concurrency_lease_slot).where(concurrency_lease_slot.c.limit_id == limit_id)
+    """End every lease holding slots of the limit (all its slots, on any limit): its holder
+    finds it gone at the next renewal and is told in its run logs."""
+    leases = list(
+        conn.execute(
+            sa.select(concurrency_lease_slot.c.lease_id).where(
+                concurrency_lease_slot.c.limit_id == limit_id
+            )
+        ).scalars()
     )
+    if leases:
+        conn.execute(
+            sa.delete(concurrency_lease_slot).where(concurrency_lease_slot.c.lease_id.in_(leases))
+        )
+        conn.execute(sa.delete(concurrency_lease).where(concurrency_lease.c.id.in_(leases)))
 
 
 def read_limit(conn: Connection, name: str, *, now: datetime) -> ConcurrencyLimit:
@@ -416,7 +427,7 @@ def _limit_row(conn: Connection, name: str) -> Any:
     ).first()
 
 
-def _limits_with_usage_query(for_update: bool) -> sa.Select:
+def _limits_with_usage_query() -> sa.Select:
     slot, lease, waiter, limit = (
         concurrency_lease_slot, concurrency_lease, concurrency_waiter, concurrency_limit
     )
@@ -438,12 +449,17 @@ def _limits_with_usage_query(for_update: bool) -> sa.Select:
         .where(limit.c.name.in_(sa.bindparam("names", expanding=True)))
         .order_by(limit.c.name)
     )
-    return query.with_for_update(of=limit) if for_update else query
+    return query
 
 
 # Built once: constructing a Core statement costs more than SQLite takes to run it.
-_LIMITS_WITH_USAGE = _limits_with_usage_query(for_update=False)
-_LIMITS_WITH_USAGE_LOCKED = _limits_with_usage_query(for_update=True)
+_LIMITS_WITH_USAGE = _limits_with_usage_query()
+_LOCK_LIMITS = (
+    sa.select(concurrency_limit.c.id)
+    .where(concurrency_limit.c.name.in_(sa.bindparam("names", expanding=True)))
+    .order_by(concurrency_limit.c.name)
+    .with_for_update()
+)
 _INSERT_LEASE = sa.insert(concurrency_lease)
 _INSERT_LEASE_SLOT = sa.insert(concurrency_lease_slot)
 _DELETE_LEASE_SLOTS = sa.delete(concurrency_lease_slot).where(
@@ -455,13 +471,18 @@ _DELETE_LEASE = sa.delete(concurrency_lease).where(
 
 
 def _lock_limits(conn: Connection, names: Sequence[str], now: datetime) -> list[Any]:
-    """The limits' rows with their slots in use and live waiter count, in one query; on
-    PostgreSQL locked in name order, so concurrent acquirers of overlapping sets queue instead
-    of deadlocking (SQLite's write transaction covers it there)."""
+    """The limits' rows with their slots in use and live waiter count; on PostgreSQL locked
+    in name order first, so concurrent acquirers of overlapping sets queue instead of
+    deadlocking (SQLite's write transaction covers it there)."""
     if not names:
         return []
-    query = _LIMITS_WITH_USAGE if conn.dialect.name == "sqlite" else _LIMITS_WITH_USAGE_LOCKED
-    return list(conn.execute(query, {"names": list(names), "now": now}))
+    names = list(names)
+    if conn.dialect.name != "sqlite":
+        # Lock, then read in a second statement: under READ COMMITTED a statement reads the
+        # snapshot taken when it began, so slots counted by the locking statement itself
+        # would miss the leases the previous lock holder committed while it waited.
+        conn.execute(_LOCK_LIMITS, {"names": names})
+    return list(conn.execute(_LIMITS_WITH_USAGE, {"names": names, "now": now}))
 
 
 def _slots_in_use(
