@@ -116,12 +116,19 @@ class TaskRunner:
         if max_workers is not None and max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}.")
         self.max_workers = max_workers or default_max_workers()
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)
+        # Same lock, own waiters: shutdown waits here, so a notify meant for a worker never
+        # wakes it instead.
+        self._all_queued = threading.Condition(lock)
         self._queue: collections.deque[WorkItem] = collections.deque()
         self._threads: list[threading.Thread] = []
         self._idle = 0
         self._running = 0
         self._closing = False
+        # Items prepared but not queued yet (waiting for concurrency slots); shutdown waits
+        # for them, so a flow never ends with a submitted run still to start.
+        self._prepared = 0
 
     def duplicate(self) -> TaskRunner:
         """A fresh runner with the same settings; each flow run gets its own."""
@@ -144,13 +151,18 @@ class TaskRunner:
 
     def prepare(self, work: Callable[[], None]) -> WorkItem:
         """An item for ``work`` that is not queued yet (it may wait for concurrency slots
-        first); a waiter on it can still run it inline."""
+        first); a waiter on it can still run it inline. Every prepared item must be enqueued."""
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("This task runner has shut down; submit from a running flow.")
+            self._prepared += 1
         return WorkItem(work, self)
 
     def enqueue(self, item: WorkItem) -> None:
         with self._cond:
-            if self._closing:
-                raise RuntimeError("This task runner has shut down; submit from a running flow.")
+            self._prepared -= 1
+            if self._prepared == 0:
+                self._all_queued.notify_all()
             self._queue.append(item)
             if len(self._queue) > self._idle and len(self._threads) < self.max_workers:
                 thread = threading.Thread(
@@ -186,6 +198,8 @@ class TaskRunner:
     def shutdown(self, wait: bool = True) -> None:
         """Stop taking work; with ``wait``, return once every submitted item has finished."""
         with self._cond:
+            while wait and self._prepared:
+                self._all_queued.wait()
             self._closing = True
             self._cond.notify_all()
             threads = list(self._threads)

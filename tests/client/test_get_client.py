@@ -1,4 +1,4 @@
-"""get_client(): one shared client per store per process, embedded until the server exists."""
+"""get_client(): one shared client per store per process, embedded or HTTP."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from anabranch.client import get_client
-from anabranch.exceptions import AnabranchError
+from anabranch.client.http import HTTPClient
 
 
 def test_get_client_shares_one_client_per_store_across_threads() -> None:
@@ -33,10 +33,13 @@ def test_a_client_used_in_a_with_block_stays_usable_afterwards() -> None:
     assert get_client().read_flow_runs() == []
 
 
-def test_an_api_url_is_refused_until_the_http_client_exists(
+def test_an_api_url_selects_the_http_client_shared_per_url(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ANABRANCH_API_URL", "http://127.0.0.1:4200/api")
 
-    with pytest.raises(AnabranchError, match="unset ANABRANCH_API_URL"):
-        get_client()
+    client = get_client()
+
+    assert isinstance(client, HTTPClient)
+    assert client.api_url == "http://127.0.0.1:4200/api"
+    assert get_client() is client

@@ -7,7 +7,7 @@ from importlib.metadata import version as distribution_version
 
 import typer
 
-from anabranch.cli import concurrency_limit, config, flow_run, render
+from anabranch.cli import concurrency_limit, config, database, flow_run, render, server
 from anabranch.exceptions import AnabranchError
 
 app = typer.Typer(
@@ -20,6 +20,8 @@ app = typer.Typer(
 app.add_typer(config.app, name="config")
 app.add_typer(flow_run.app, name="flow-run")
 app.add_typer(concurrency_limit.app, name="concurrency-limit")
+app.add_typer(server.app, name="server")
+app.add_typer(database.app, name="database")
 
 
 @app.command()

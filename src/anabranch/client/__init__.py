@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 from anabranch.client.base import AnabranchClient
-from anabranch.exceptions import AnabranchError
 from anabranch.settings import current_store_key, get_settings
 
 _clients: dict[str, AnabranchClient] = {}
@@ -13,7 +12,9 @@ _clients_lock = threading.Lock()
 
 
 def get_client() -> AnabranchClient:
-    """The client for the store the current settings point at, shared per store per process.
+    """The client for the store the current settings point at, shared per store per process:
+    an HTTPClient for the server at ANABRANCH_API_URL when that is set, else an
+    EmbeddedClient on ANABRANCH_DATABASE_URL (default: SQLite in ANABRANCH_HOME).
 
     Works as ``with get_client() as client:``; leaving the block keeps the shared client open.
     """
@@ -22,20 +23,20 @@ def get_client() -> AnabranchClient:
     if client is not None:
         return client
     settings = get_settings()
-    if settings.api_url:
-        raise AnabranchError(
-            f"ANABRANCH_API_URL is set ({settings.api_url}), but the HTTP client arrives with "
-            "`anabranch server`; unset ANABRANCH_API_URL to use the local store."
-        )
-    url = settings.resolved_database_url
     with _clients_lock:
-        client = _clients.get(url)
+        client = _clients.get(key)
         if client is None:
-            # Imported on first use: the embedded transport pulls in SQLAlchemy, which
+            # Imported on first use: the transports pull in httpx or SQLAlchemy, which
             # `import anabranch` and commands that never touch the store should not pay for.
-            from anabranch.client.embedded import EmbeddedClient
+            if settings.api_url:
+                from anabranch.client.http import HTTPClient
 
-            client = _clients[url] = EmbeddedClient(url)
+                client = HTTPClient(settings.api_url, api_key=settings.api_key)
+            else:
+                from anabranch.client.embedded import EmbeddedClient
+
+                client = EmbeddedClient(settings.resolved_database_url)
+            _clients[key] = client
     return client
 
 

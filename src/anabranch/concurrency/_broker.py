@@ -9,6 +9,7 @@ releases). So hundreds of waiters cost one small transaction per poll, not hundr
 from __future__ import annotations
 
 import atexit
+import sys
 import threading
 import time
 import uuid
@@ -164,6 +165,25 @@ class SlotBroker:
             )
         ticket.resolve(grant)
 
+    def _settle_safely(self, ticket: SlotTicket, grant: SlotGrant) -> None:
+        """Settle from the broker thread: a failing callback must not stop the thread that
+        serves every waiter, nor keep slots nobody will use."""
+        try:
+            self._settle(ticket, grant)
+        except Exception as exc:
+            print(f"anabranch: a slot callback failed ({exc!r}); its slots are released.",
+                  file=sys.stderr)
+            self.release(grant.lease_id)
+
+    def cancel_all(self) -> None:
+        """Give up every place in line of this process (interrupt, exit)."""
+        with self._cond:
+            queued = list(self._queue)
+        for ticket in queued:
+            late = self.cancel(ticket)
+            if late is not None:
+                self.release(late.lease_id)
+
     def _serve(self) -> None:
         delay = _MIN_POLL
         while True:
@@ -185,20 +205,21 @@ class SlotBroker:
                     settled.append((ticket, grant))
                 else:
                     ticket.waiting_for = grant.waiting_for
-            if settled:
-                with self._cond:
-                    still_waiting = [t for t, _ in settled if t in self._queue]
-                    for ticket in still_waiting:
+            with self._cond:
+                cancelled = [t for t in batch if t not in self._queue]
+                for ticket, _ in settled:
+                    if ticket not in cancelled:
                         self._queue.remove(ticket)
-                for ticket, grant in settled:
-                    if ticket in still_waiting:
-                        self._settle(ticket, grant)
-                    elif grant.lease_id is not None:
-                        # Cancelled while this attempt was under way: give the slots back.
-                        self._client().release_concurrency_slots(grant.lease_id)
-                delay = _MIN_POLL
-            else:
-                delay = min(delay * 2, _MAX_POLL)
+            # Cancelled while this attempt was under way: the attempt may have granted slots
+            # or renewed the waiter's ticket, so give both back.
+            for ticket in cancelled:
+                self._client().withdraw_concurrency_waiter(ticket.request.waiter_id)
+            for ticket, grant in settled:
+                if ticket not in cancelled:
+                    self._settle_safely(ticket, grant)
+                elif grant.lease_id is not None:
+                    self._client().release_concurrency_slots(grant.lease_id)
+            delay = _MIN_POLL if settled else min(delay * 2, _MAX_POLL)
 
 
 _brokers: dict[str, SlotBroker] = {}
@@ -221,6 +242,7 @@ def get_broker() -> SlotBroker:
 
 
 def release_everything() -> None:
-    """Free every lease of this process, in every store (interrupt, exit)."""
+    """Free every lease and place in line of this process, in every store (interrupt, exit)."""
     for broker in list(_brokers.values()):
+        broker.cancel_all()
         broker.release_all()

@@ -44,6 +44,18 @@ def new_request(
     return request, logger
 
 
+def wait_for_grant(broker: SlotBroker, ticket: SlotTicket, timeout: float | None) -> SlotGrant:
+    """Wait for the ticket; an interrupt (Ctrl-C) while waiting gives up the place in line."""
+    try:
+        grant = ticket.wait(timeout)
+    except BaseException:
+        late = broker.cancel(ticket)
+        if late is not None:
+            broker.release(late.lease_id)
+        raise
+    return settle(broker, ticket, grant, timeout)
+
+
 def settle(
     broker: SlotBroker, ticket: SlotTicket, grant: SlotGrant | None, timeout: float | None
 ) -> SlotGrant:

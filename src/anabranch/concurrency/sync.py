@@ -6,7 +6,12 @@ import contextlib
 from collections.abc import Iterator
 
 from anabranch.concurrency._broker import get_broker
-from anabranch.concurrency._requests import as_names, new_request, settle, warn_if_unlimited
+from anabranch.concurrency._requests import (
+    as_names,
+    new_request,
+    wait_for_grant,
+    warn_if_unlimited,
+)
 
 
 @contextlib.contextmanager
@@ -28,7 +33,7 @@ def concurrency(
     request, logger = new_request(listed, occupy, strict)
     broker = get_broker()
     ticket = broker.request(request, logger=logger)
-    grant = settle(broker, ticket, ticket.wait(timeout_seconds), timeout_seconds)
+    grant = wait_for_grant(broker, ticket, timeout_seconds)
     if not strict:
         warn_if_unlimited(listed, grant, logger)
     try:
@@ -52,6 +57,6 @@ def rate_limit(
     request, logger = new_request(listed, occupy, strict, mode="rate")
     broker = get_broker()
     ticket = broker.request(request, logger=logger)
-    grant = settle(broker, ticket, ticket.wait(timeout_seconds), timeout_seconds)
+    grant = wait_for_grant(broker, ticket, timeout_seconds)
     if not strict:
         warn_if_unlimited(listed, grant, logger)

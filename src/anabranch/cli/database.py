@@ -1,0 +1,30 @@
+"""`anabranch database upgrade`: migrate the database to the newest schema."""
+
+from __future__ import annotations
+
+import typer
+
+from anabranch.cli import render
+from anabranch.settings import get_settings
+
+app = typer.Typer(help="Manage the database anabranch stores runs in.", no_args_is_help=True)
+
+
+@app.command("upgrade")
+def upgrade_command() -> None:
+    """Migrate ANABRANCH_DATABASE_URL (default: the SQLite file in ANABRANCH_HOME) to the
+    newest schema. Safe to repeat, and while clients and servers use the database."""
+    # Imported here: SQLAlchemy costs every other command its import time for nothing.
+    import sqlalchemy as sa
+
+    from anabranch.database import HEAD, upgrade
+
+    url = get_settings().resolved_database_url
+    shown = url
+    try:
+        shown = sa.make_url(url).render_as_string(hide_password=True)
+        upgrade(url)
+    except sa.exc.SQLAlchemyError as exc:
+        render.error(f"The database {shown} could not be migrated: {exc}")
+        raise typer.Exit(1) from exc
+    print(f"Database {shown} is at revision {HEAD} (the newest).")

@@ -1,0 +1,58 @@
+"""`anabranch server start`: serve the API (uvicorn) over SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import typer
+
+from anabranch.cli import render
+from anabranch.settings import get_settings
+
+app = typer.Typer(help="Run the anabranch API server.", no_args_is_help=True)
+
+
+@app.command()
+def start(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all)."),
+    port: int = typer.Option(4200, min=1, max=65535, help="Port to listen on."),
+    log_level: str = typer.Option("info", help="uvicorn's log level (warning is quieter)."),
+) -> None:
+    """Serve the API at http://HOST:PORT/api on ANABRANCH_DATABASE_URL (default: the SQLite
+    file in ANABRANCH_HOME), migrating the database first. Clients use it when
+    ANABRANCH_API_URL=http://HOST:PORT/api; with ANABRANCH_API_KEY set they must send it."""
+    # Imported here, not at the top: the rest of the CLI (and `anabranch --help`) must not
+    # pay for FastAPI and uvicorn, which only this command uses.
+    import sqlalchemy as sa
+    import uvicorn
+
+    from anabranch.database import upgrade
+    from anabranch.server import create_app
+
+    settings = get_settings()
+    url = settings.resolved_database_url
+    shown = url
+    try:
+        shown = sa.make_url(url).render_as_string(hide_password=True)
+        upgrade(url)
+    except sa.exc.SQLAlchemyError as exc:
+        render.error(f"The database {shown} could not be opened or migrated: {exc}")
+        raise typer.Exit(1) from exc
+    api = f"http://{_url_host(host)}:{port}/api"
+    print(f"anabranch server: listening on {api} (docs at {api}/docs)", flush=True)
+    print(f"anabranch server: database {shown}", flush=True)
+    if settings.api_key:
+        print("anabranch server: API key required (ANABRANCH_API_KEY is set)", flush=True)
+    print(f"anabranch server: clients connect with ANABRANCH_API_URL={api}", flush=True)
+    uvicorn.run(
+        create_app(url),
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        # Longer than clients keep idle connections (httpx: 5 s), so a client never sends on
+        # a connection the server is closing; a lost slot request can not be safely resent.
+        timeout_keep_alive=75,
+    )
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+

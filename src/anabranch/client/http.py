@@ -1,0 +1,387 @@
+"""The HTTP transport: the client talks to `anabranch server` (ANABRANCH_API_URL) over httpx.
+
+Bodies and answers are the pydantic schemas as JSON, the same objects the embedded client
+passes in-process. Connection failures and 5xx answers are retried with exponential
+back-off within a time budget, then reported as an AnabranchError naming the server; a 4xx
+answer raises the error the embedded client would have raised, with the server's message.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import TypeAdapter
+
+from anabranch import _clock
+from anabranch.exceptions import (
+    AnabranchError,
+    ConcurrencySlotError,
+    InvalidConcurrencyLimit,
+    ObjectNotFound,
+    UnknownConcurrencyLimit,
+)
+from anabranch.schemas import (
+    ConcurrencyLimit,
+    FlowRun,
+    LogRecord,
+    RecordBatch,
+    SlotGrant,
+    SlotRequest,
+    StateRecord,
+    StateType,
+    TaskRun,
+)
+from anabranch.settings import get_settings
+
+T = TypeVar("T")
+
+# Waits between attempts: 0.1 s doubling, so 8 attempts wait 12.7 s in all.
+ATTEMPTS = 8
+FIRST_DELAY = 0.1
+# No retry starts after this many seconds since the first attempt.
+RETRY_BUDGET = 20.0
+# Reads of the answer may wait on a busy database; connecting is quick or hopeless.
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+class HTTPClient:
+    """An AnabranchClient over the anabranch server at ``api_url`` (``http://host:4200/api``).
+
+    One keep-alive connection pool serves every thread of the process; a forked child opens
+    its own. ``api_key`` defaults to ANABRANCH_API_KEY and is sent as a bearer token.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        api_key: str | None = None,
+        *,
+        attempts: int = ATTEMPTS,
+        first_delay: float = FIRST_DELAY,
+        retry_budget: float = RETRY_BUDGET,
+        timeout: httpx.Timeout = TIMEOUT,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        if api_key is None:
+            api_key = get_settings().api_key
+        # As bytes: a key may hold any character, and httpx would send str headers as ASCII.
+        self._headers: dict[bytes, bytes] = {b"Content-Type": b"application/json"}
+        if api_key:
+            self._headers[b"Authorization"] = f"Bearer {api_key}".encode()
+        self._attempts = max(1, attempts)
+        self._first_delay = first_delay
+        self._retry_budget = retry_budget
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._http = self._new_session()
+        self._closed = False
+        self._stats = {"requests": 0, "retries": 0}
+
+    def __repr__(self) -> str:
+        return f"HTTPClient({self.api_url!r})"
+
+    # Runs, states and logs
+
+    def write_batch(self, batch: RecordBatch) -> None:
+        if not batch:
+            return
+        self._request("POST", "batches", content=batch.model_dump_json())
+
+    def read_flow_run(self, flow_run_id: uuid.UUID) -> FlowRun:
+        return self._get(FlowRun, f"flow_runs/{flow_run_id}")
+
+    def read_flow_runs(
+        self,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        state_types: Sequence[StateType] | None = None,
+        state_names: Sequence[str] | None = None,
+        flow_name: str | None = None,
+        parent_flow_run_id: uuid.UUID | None = None,
+    ) -> list[FlowRun]:
+        params = _query(
+            limit=limit,
+            offset=offset or None,
+            state_type=[StateType(t).value for t in state_types or ()],
+            state_name=list(state_names or ()),
+            flow_name=flow_name,
+            parent_flow_run_id=parent_flow_run_id,
+        )
+        return self._get(list[FlowRun], "flow_runs", params=params)
+
+    def read_task_runs(self, *, flow_run_id: uuid.UUID | None = None) -> list[TaskRun]:
+        return self._get(list[TaskRun], "task_runs", params=_query(flow_run_id=flow_run_id))
+
+    def read_task_run(self, task_run_id: uuid.UUID) -> TaskRun:
+        return self._get(TaskRun, f"task_runs/{task_run_id}")
+
+    def read_states(self, run_id: uuid.UUID) -> list[StateRecord]:
+        return self._get(list[StateRecord], f"runs/{run_id}/states")
+
+    def read_logs(
+        self,
+        *,
+        flow_run_id: uuid.UUID | None = None,
+        task_run_id: uuid.UUID | None = None,
+        limit: int | None = None,
+    ) -> list[LogRecord]:
+        params = _query(flow_run_id=flow_run_id, task_run_id=task_run_id, limit=limit)
+        return self._get(list[LogRecord], "logs", params=params)
+
+    # Concurrency limits
+
+    def create_concurrency_limit(
+        self,
+        name: str,
+        limit: int,
+        *,
+        active: bool = True,
+        slot_decay_per_second: float | None = None,
+    ) -> ConcurrencyLimit:
+        body = _query(
+            name=name, limit=limit, active=active, slot_decay_per_second=slot_decay_per_second
+        )
+        response = self._request("POST", "concurrency_limits", json=body, kind="limit")
+        return _parse(ConcurrencyLimit, response)
+
+    def read_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        return self._get(ConcurrencyLimit, _limit_path(name), kind="limit")
+
+    def read_concurrency_limits(self) -> list[ConcurrencyLimit]:
+        return self._get(list[ConcurrencyLimit], "concurrency_limits", kind="limit")
+
+    def update_concurrency_limit(
+        self,
+        name: str,
+        *,
+        limit: int | None = None,
+        active: bool | None = None,
+        slot_decay_per_second: float | None = None,
+    ) -> ConcurrencyLimit:
+        body = _query(limit=limit, active=active, slot_decay_per_second=slot_decay_per_second)
+        response = self._request("PATCH", _limit_path(name), json=body, kind="limit")
+        return _parse(ConcurrencyLimit, response)
+
+    def reset_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        response = self._request("POST", _limit_path(name) + "/reset", kind="limit")
+        return _parse(ConcurrencyLimit, response)
+
+    def delete_concurrency_limit(self, name: str) -> None:
+        self._request("DELETE", _limit_path(name), kind="limit")
+
+    # Slots, leases and waiters
+
+    def acquire_concurrency_slots(self, requests: Sequence[SlotRequest]) -> list[SlotGrant]:
+        body = _adapter(list[SlotRequest]).dump_json(list(requests))
+        # Not idempotent: an attempt whose answer was lost may have been granted. Only
+        # failures that prove the request was not handled are retried.
+        response = self._request(
+            "POST", "concurrency/acquire", content=body, kind="slots", idempotent=False
+        )
+        return _parse(list[SlotGrant], response)
+
+    def release_concurrency_slots(self, lease_id: uuid.UUID) -> bool:
+        response = self._request("POST", f"concurrency/leases/{lease_id}/release", kind="slots")
+        return bool(response.json()["released"])
+
+    def renew_concurrency_leases(
+        self, lease_ids: Sequence[uuid.UUID], seconds: float
+    ) -> list[uuid.UUID]:
+        body = {"lease_ids": [str(lease_id) for lease_id in lease_ids], "seconds": seconds}
+        response = self._request("POST", "concurrency/leases/renew", json=body, kind="slots")
+        return [uuid.UUID(lease_id) for lease_id in response.json()["lost"]]
+
+    def withdraw_concurrency_waiter(self, waiter_id: uuid.UUID) -> None:
+        self._request("DELETE", f"concurrency/waiters/{waiter_id}", kind="slots")
+
+    def reap_concurrency_leases(self) -> int:
+        return int(self._request("POST", "concurrency/reap", kind="slots").json()["reaped"])
+
+    # Lifecycle
+
+    def statistics(self) -> dict[str, int]:
+        """Requests sent (each attempt counts) and how many of them were retries."""
+        with self._lock:
+            return dict(self._stats)
+
+    def close(self) -> None:
+        """Close the connection pool; the client can not be used afterwards."""
+        self._closed = True
+        self._http.close()
+
+    def __enter__(self) -> HTTPClient:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        return None
+
+    # Transport
+
+    def _new_session(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.api_url + "/",
+            headers=self._headers,
+            timeout=self._timeout,
+        )
+
+    def _session(self) -> httpx.Client:
+        if self._pid != os.getpid():
+            # A forked child must not share the parent's sockets, nor a lock that another
+            # parent thread may have held at the fork: it makes its own.
+            self._lock = threading.Lock()
+            self._http = self._new_session()
+            self._pid = os.getpid()
+        return self._http
+
+    def _get(self, shape: type[T], path: str, **options: Any) -> T:
+        return _parse(shape, self._request("GET", path, **options))
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        kind: str = "run",
+        idempotent: bool = True,
+        **options: Any,
+    ) -> httpx.Response:
+        if self._closed:
+            raise AnabranchError(f"{self!r} is closed; get a new one with get_client().")
+        started = _clock.monotonic()
+        delay = self._first_delay
+        attempt = 0
+        while True:
+            attempt += 1
+            session = self._session()
+            with self._lock:
+                self._stats["requests"] += 1
+                self._stats["retries"] += attempt > 1
+            try:
+                response = session.request(method, path, **options)
+            except httpx.TransportError as exc:
+                if not idempotent and not _never_sent(exc):
+                    raise self._unanswered(method, path, exc, attempt, started) from exc
+                failure: httpx.TransportError | httpx.Response = exc
+            else:
+                if response.is_success:
+                    return response
+                if response.status_code < 500:
+                    raise _refusal(response, method, path, self.api_url, kind)
+                failure = response
+            elapsed = _clock.monotonic() - started
+            if attempt >= self._attempts or elapsed + delay > self._retry_budget:
+                if isinstance(failure, httpx.Response):
+                    raise _server_failure(failure, method, path, self.api_url, attempt)
+                raise self._unanswered(method, path, failure, attempt, started) from failure
+            time.sleep(delay)
+            delay *= 2
+
+    def _unanswered(
+        self, method: str, path: str, exc: Exception, attempts: int, started: float
+    ) -> AnabranchError:
+        elapsed = _clock.monotonic() - started
+        tries = f"{attempts} attempts in {elapsed:.1f} s" if attempts > 1 else "1 attempt"
+        return AnabranchError(
+            f"The anabranch server at {self.api_url} did not answer {method} /{path} "
+            f"({type(exc).__name__}: {exc or 'no detail'}; {tries}). Is `anabranch server "
+            "start` running there? ANABRANCH_API_URL says where clients look for it."
+        )
+
+
+def _never_sent(exc: httpx.TransportError) -> bool:
+    """True when the failure proves the server never got the request (safe to resend)."""
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+
+
+def _refusal(
+    response: httpx.Response, method: str, path: str, api_url: str, kind: str
+) -> AnabranchError:
+    """The error the embedded client would raise, carrying the server's message; ``kind``
+    says what the endpoint is about: "run", "limit" (limits) or "slots" (slots, leases)."""
+    detail = _detail(response)
+    code = response.status_code
+    if code == 401 or code == 403:
+        return AnabranchError(
+            f"The anabranch server at {api_url} refused {method} /{path}: {detail} "
+            "Set ANABRANCH_API_KEY to the server's API key."
+        )
+    if code == 404:
+        if detail == "Not Found":  # no such route, rather than no such object
+            return AnabranchError(
+                f"The server at {api_url} has no endpoint {method} /{path}; is it an "
+                "anabranch server, and does ANABRANCH_API_URL end in /api?"
+            )
+        return ObjectNotFound(detail) if kind == "run" else UnknownConcurrencyLimit(detail)
+    if code in (400, 409, 422) and kind == "limit":
+        return InvalidConcurrencyLimit(detail)
+    if code in (400, 409, 422) and kind == "slots":
+        return ConcurrencySlotError(detail)
+    return AnabranchError(
+        f"The anabranch server at {api_url} refused {method} /{path} ({code}): {detail}"
+    )
+
+
+def _server_failure(
+    response: httpx.Response, method: str, path: str, api_url: str, attempts: int
+) -> AnabranchError:
+    return AnabranchError(
+        f"The anabranch server at {api_url} failed on {method} /{path} with "
+        f"{response.status_code} ({_detail(response)}) {attempts} time(s); see its log."
+    )
+
+
+def _detail(response: httpx.Response) -> str:
+    """The server's message: FastAPI's ``detail``, a string or a list of validation errors."""
+    try:
+        detail = response.json()["detail"]
+    except (ValueError, KeyError, TypeError):
+        return response.text.strip() or response.reason_phrase
+    if isinstance(detail, list):
+        return "; ".join(_validation_error(error) for error in detail)
+    return str(detail)
+
+
+def _validation_error(error: Any) -> str:
+    if not isinstance(error, dict):
+        return str(error)
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    return f"{where}: {error.get('msg', error)}"
+
+
+def _limit_path(name: str) -> str:
+    # Any character may appear in a limit's name; "/" too, hence safe="".
+    return "concurrency_limits/" + quote(name, safe="")
+
+
+def _query(**values: Any) -> dict[str, Any]:
+    """Only the given values (None and empty lists are left out), UUIDs as text."""
+    return {
+        key: str(value) if isinstance(value, uuid.UUID) else value
+        for key, value in values.items()
+        if value is not None and value != []
+    }
+
+
+_adapters: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _adapter(shape: Any) -> TypeAdapter[Any]:
+    """One TypeAdapter per shape: building one costs far more than validating with it."""
+    adapter = _adapters.get(shape)
+    if adapter is None:
+        adapter = _adapters[shape] = TypeAdapter(shape)
+    return adapter
+
+
+def _parse(shape: type[T], response: httpx.Response) -> T:
+    result: T = _adapter(shape).validate_json(response.content)
+    return result

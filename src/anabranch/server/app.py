@@ -1,0 +1,86 @@
+"""``create_app()``: the versioned REST API under ``/api``, over one database.
+
+The routes hold no state of their own: every request borrows a connection from the
+database URL's engine, and the background services only run idempotent statements. So any
+number of server processes may serve one PostgreSQL database side by side.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version as distribution_version
+from typing import Any
+
+import anyio
+from fastapi import Depends, FastAPI
+
+from anabranch.client.embedded import EmbeddedClient
+from anabranch.database import get_engine
+from anabranch.server import services
+from anabranch.server.errors import install_error_handlers
+from anabranch.server.routes import concurrency, health, runs
+from anabranch.server.security import require_api_key
+from anabranch.settings import get_settings
+
+API_PREFIX = "/api"
+
+
+def create_app(database_url: str | None = None, api_key: str | None = None) -> FastAPI:
+    """The API application over ``database_url`` (default: ANABRANCH_DATABASE_URL, else the
+    SQLite file in ANABRANCH_HOME).
+
+    With ``api_key`` (default: ANABRANCH_API_KEY) every request but ``GET /api/health`` and
+    the API docs must carry ``Authorization: Bearer <key>``. The database is migrated when the
+    application starts, before it answers any request.
+    """
+    settings = get_settings()
+    url = database_url or settings.resolved_database_url
+    key = api_key if api_key is not None else settings.api_key
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Opening the client migrates the database (blocking I/O, hence the thread).
+        app.state.client = await anyio.to_thread.run_sync(EmbeddedClient, url)
+        async with anyio.create_task_group() as background:
+            services.start(background, app.state.client, settings)
+            try:
+                yield
+            finally:
+                background.cancel_scope.cancel()
+        get_engine(url).dispose()
+
+    app = FastAPI(
+        title="anabranch",
+        version=distribution_version("anabranch"),
+        summary="Runs, states, logs and concurrency limits of anabranch flows.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    _quiet_openapi(app)
+    app.state.database_url = url
+    app.state.api_key = key or None
+    app.state.client = None
+    install_error_handlers(app)
+    # Health stays open: load balancers and `anabranch server start` probes carry no key.
+    app.include_router(health.router, prefix=API_PREFIX)
+    guarded = [Depends(require_api_key)]
+    app.include_router(runs.router, prefix=API_PREFIX, dependencies=guarded)
+    app.include_router(concurrency.router, prefix=API_PREFIX, dependencies=guarded)
+    return app
+
+
+def _quiet_openapi(app: FastAPI) -> None:
+    """Build the OpenAPI document without pydantic's warning about the alias FastAPI puts on
+    a body parameter (``batch``): harmless, and not the user's to fix."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The 'alias' attribute with value")
+            return build()
+
+    app.openapi = openapi  # type: ignore[method-assign]

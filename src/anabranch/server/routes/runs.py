@@ -1,0 +1,78 @@
+"""Flow runs, task runs, their states and logs; and record batches, which write them all."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from anabranch.schemas import FlowRun, LogRecord, RecordBatch, StateRecord, StateType, TaskRun
+from anabranch.server.dependencies import Store
+
+router = APIRouter(tags=["runs"])
+
+# The databases' integer range, so a huge limit is refused up front instead of by the driver.
+_MAX_INT = 2**63 - 1
+Limit = Annotated[int | None, Query(ge=1, le=_MAX_INT, description="At most this many.")]
+Offset = Annotated[int, Query(ge=0, le=_MAX_INT, description="Skip this many first.")]
+
+
+@router.post("/batches", status_code=status.HTTP_204_NO_CONTENT)
+def write_batch(batch: RecordBatch, store: Store) -> None:
+    """Store run snapshots, state transitions and log lines; sending a batch twice is safe."""
+    store.write_batch(batch)
+
+
+@router.get("/flow_runs")
+def read_flow_runs(
+    store: Store,
+    limit: Limit = None,
+    offset: Offset = 0,
+    state_type: Annotated[list[StateType] | None, Query(description="Any of these.")] = None,
+    state_name: Annotated[list[str] | None, Query(description="Any of these, any case.")] = None,
+    flow_name: str | None = None,
+    parent_flow_run_id: uuid.UUID | None = None,
+) -> list[FlowRun]:
+    """Flow runs, newest first."""
+    return store.read_flow_runs(
+        limit=limit,
+        offset=offset,
+        state_types=state_type,
+        state_names=state_name,
+        flow_name=flow_name,
+        parent_flow_run_id=parent_flow_run_id,
+    )
+
+
+@router.get("/flow_runs/{flow_run_id}", responses={404: {"description": "No such flow run."}})
+def read_flow_run(flow_run_id: uuid.UUID, store: Store) -> FlowRun:
+    return store.read_flow_run(flow_run_id)
+
+
+@router.get("/task_runs")
+def read_task_runs(store: Store, flow_run_id: uuid.UUID | None = None) -> list[TaskRun]:
+    """Task runs of a flow run (all when not given), oldest first."""
+    return store.read_task_runs(flow_run_id=flow_run_id)
+
+
+@router.get("/task_runs/{task_run_id}", responses={404: {"description": "No such task run."}})
+def read_task_run(task_run_id: uuid.UUID, store: Store) -> TaskRun:
+    return store.read_task_run(task_run_id)
+
+
+@router.get("/runs/{run_id}/states")
+def read_states(run_id: uuid.UUID, store: Store) -> list[StateRecord]:
+    """The state history of a flow run or task run, oldest first."""
+    return store.read_states(run_id)
+
+
+@router.get("/logs")
+def read_logs(
+    store: Store,
+    flow_run_id: uuid.UUID | None = None,
+    task_run_id: uuid.UUID | None = None,
+    limit: Limit = None,
+) -> list[LogRecord]:
+    """Log lines, oldest first, of a flow run (with its task runs') or of one task run."""
+    return store.read_logs(flow_run_id=flow_run_id, task_run_id=task_run_id, limit=limit)

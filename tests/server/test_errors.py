@@ -1,0 +1,146 @@
+"""Bad input gets a 4xx naming the problem, and the HTTP client raises what embedded would."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from server_harness import Server
+
+from anabranch.client.http import HTTPClient
+from anabranch.exceptions import (
+    AnabranchError,
+    ConcurrencySlotError,
+    InvalidConcurrencyLimit,
+    ObjectNotFound,
+    UnknownConcurrencyLimit,
+)
+from anabranch.schemas import SlotRequest
+
+
+def post(server: Server, path: str, **options) -> httpx.Response:
+    return httpx.post(f"{server.url}/{path}", timeout=10, **options)
+
+
+def test_malformed_json_is_a_422_saying_so(server: Server) -> None:
+    json_type = {"Content-Type": "application/json"}
+    answer = post(server, "batches", content=b"{not json", headers=json_type)
+
+    assert answer.status_code == 422
+    assert "JSON decode error" in answer.text
+
+
+def test_a_wrong_type_is_a_422_naming_the_field(server: Server) -> None:
+    answer = post(server, "batches", json={"flow_runs": [{"name": "x", "flow_name": 3}]})
+
+    assert answer.status_code == 422
+    (error,) = answer.json()["detail"]
+    assert error["loc"] == ["body", "flow_runs", 0, "flow_name"]
+
+
+def test_a_naive_timestamp_is_a_400_saying_to_pass_a_time_zone(server: Server) -> None:
+    run = {"name": "x", "flow_name": "f", "created": "2025-01-01T00:00:00"}
+    answer = post(server, "batches", json={"flow_runs": [run]})
+
+    assert answer.status_code == 400
+    assert "timezone-aware" in answer.json()["detail"]
+
+
+def test_a_malformed_id_is_a_422_naming_the_path_parameter(server: Server) -> None:
+    answer = httpx.get(f"{server.url}/flow_runs/not-a-uuid")
+
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["path", "flow_run_id"]
+
+
+def test_an_unknown_state_type_filter_is_a_422_listing_the_choices(server: Server) -> None:
+    answer = httpx.get(f"{server.url}/flow_runs", params={"state_type": "SLEEPY"})
+
+    assert answer.status_code == 422
+    assert "COMPLETED" in answer.text
+
+
+def test_an_unknown_id_is_a_404_naming_it(server: Server) -> None:
+    missing = uuid.uuid4()
+    for path in (f"flow_runs/{missing}", f"task_runs/{missing}"):
+        answer = httpx.get(f"{server.url}/{path}")
+        assert answer.status_code == 404
+        assert str(missing) in answer.json()["detail"]
+
+
+def test_a_negative_limit_is_a_400_with_the_rule(server: Server) -> None:
+    answer = post(server, "concurrency_limits", json={"name": "neg", "limit": -1})
+
+    assert answer.status_code == 400
+    assert "needs a limit of 0 or more" in answer.json()["detail"]
+
+
+def test_a_naive_waiter_time_is_a_400_naming_the_request(server: Server) -> None:
+    request = {"names": ["x"], "holder": "me", "since": "2025-01-01T00:00:00"}
+    answer = post(server, "concurrency/acquire", json=[request])
+
+    assert answer.status_code == 400
+    assert "requests[0].since" in answer.json()["detail"]
+
+
+def test_renewing_for_no_time_is_a_422_naming_seconds(server: Server) -> None:
+    answer = post(server, "concurrency/leases/renew", json={"lease_ids": [], "seconds": 0})
+
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "seconds"]
+
+
+def test_the_client_raises_object_not_found_with_the_servers_message(
+    client: HTTPClient,
+) -> None:
+    missing = uuid.uuid4()
+
+    with pytest.raises(ObjectNotFound, match=str(missing)):
+        client.read_flow_run(missing)
+    with pytest.raises(ObjectNotFound, match="flow-run inspect"):
+        client.read_task_run(missing)
+
+
+def test_the_client_raises_unknown_concurrency_limit_with_the_create_hint(
+    client: HTTPClient,
+) -> None:
+    for call in (
+        lambda: client.read_concurrency_limit("no/such limit"),
+        lambda: client.update_concurrency_limit("no/such limit", limit=3),
+        lambda: client.reset_concurrency_limit("no/such limit"),
+        lambda: client.delete_concurrency_limit("no/such limit"),
+    ):
+        with pytest.raises(UnknownConcurrencyLimit, match="concurrency-limit create"):
+            call()
+
+
+def test_the_client_raises_a_value_error_for_a_broken_limit_rule(client: HTTPClient) -> None:
+    with pytest.raises(InvalidConcurrencyLimit, match="0 or more") as caught:
+        client.create_concurrency_limit("broken", -5)
+
+    assert isinstance(caught.value, ValueError)
+
+
+def test_a_strict_request_for_a_missing_limit_is_answered_with_its_error(
+    client: HTTPClient,
+) -> None:
+    (grant,) = client.acquire_concurrency_slots([SlotRequest(names=["absent"], holder="t")])
+
+    assert not grant.granted
+    assert grant.error is not None and "No concurrency limit named 'absent'" in grant.error
+
+
+def test_an_api_url_without_the_api_prefix_is_explained(server: Server) -> None:
+    client = HTTPClient(server.url.removesuffix("/api"))
+
+    with pytest.raises(AnabranchError, match="end in /api"):
+        client.read_flow_runs()
+    client.close()
+
+
+def test_the_client_raises_a_slot_error_for_a_refused_slot_request(client: HTTPClient) -> None:
+    with pytest.raises(ConcurrencySlotError, match="seconds") as caught:
+        client.renew_concurrency_leases([], -1)
+
+    assert isinstance(caught.value, ValueError)

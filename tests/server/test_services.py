@@ -1,0 +1,88 @@
+"""What the server does by itself: crash runs that stopped heartbeating; and replicas on one
+PostgreSQL database, which share everything through it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from server_harness import clean_env, start_server
+
+from anabranch import _clock
+from anabranch.schemas import FlowRun, RecordBatch, State, StateType, TaskRun
+
+CONTENDER = Path(__file__).with_name("contender.py")
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    delay = 0.02
+    while not condition():
+        assert time.monotonic() < deadline, f"not true within {seconds} s"
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+def test_a_running_flow_run_whose_heartbeats_stopped_is_crashed(tmp_path: Path) -> None:
+    server = start_server(
+        f"sqlite:///{tmp_path / 'zombies.db'}", tmp_path, ANABRANCH_HEARTBEAT_SECONDS="0.2"
+    )
+    try:
+        client = server.client()
+        now = _clock.now()
+        running = State(type=StateType.RUNNING, name="Running", timestamp=now)
+        silent = FlowRun(
+            name="silent", flow_name="zombie", state=running, heartbeat=now - timedelta(hours=1)
+        )
+        task_run = TaskRun(name="t-0", task_key="t", flow_run_id=silent.id, state=running)
+        client.write_batch(RecordBatch(flow_runs=[silent], task_runs=[task_run]))
+
+        wait_for(lambda: client.read_flow_run(silent.id).state.type is StateType.CRASHED)
+        crashed = client.read_flow_run(silent.id).state
+        assert "No heartbeat since" in (crashed.message or "")
+        assert client.read_task_run(task_run.id).state.type is StateType.CRASHED
+    finally:
+        server.stop()
+
+
+def test_two_replicas_on_one_postgresql_database_share_runs_and_limits(
+    new_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    database_url = new_database("postgresql")
+    replicas = [start_server(database_url, tmp_path / f"replica-{i}") for i in range(2)]
+    try:
+        first, second = (replica.client() for replica in replicas)
+        limit, name = 2, f"replicated-{uuid.uuid4().hex[:6]}"
+        first.create_concurrency_limit(name, limit)
+        assert second.read_concurrency_limit(name).limit == limit
+
+        counter = tmp_path / "counter.json"
+        counter.write_text("[0, 0]")
+        workers = [
+            subprocess.Popen(
+                [sys.executable, str(CONTENDER), str(counter), name, mode],
+                env=clean_env(
+                    ANABRANCH_API_URL=replica.url, ANABRANCH_HOME=str(tmp_path / "home")
+                ),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for replica in replicas
+            for mode in ("tags", "context")
+        ]
+        outcomes = [worker.communicate(timeout=180) for worker in workers]
+
+        assert [w.returncode for w in workers] == [0] * 4, outcomes
+        in_use, peak = json.loads(counter.read_text())
+        assert in_use == 0 and 1 <= peak <= limit
+        runs = first.read_flow_runs(flow_name="contender")
+        assert len(runs) == 4
+        assert {r.id for r in second.read_flow_runs(flow_name="contender")} == {r.id for r in runs}
+    finally:
+        for replica in replicas:
+            replica.stop()
