@@ -21,8 +21,14 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# The whole suite on the embedded store, then the engine, concurrency, seed and doc tests
+# again through a real server process on SQLite and on PostgreSQL.
+SERVER_SUITES := tests/engine tests/concurrency tests/seeds tests/docs
+
 test: lint
 	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2 --transport server-sqlite $(SERVER_SUITES)
+	$(BIN)/python -m pytest -n 2 --transport server-postgresql $(SERVER_SUITES)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import bench_concurrency
 from workloads import (
     HERE,
     WORKLOADS,
@@ -164,10 +165,18 @@ def section_write_batch(args: argparse.Namespace, results: dict[str, Any]) -> No
     print(table(["writer", "wall ms", "CPU ms", "wall per task run"], rows))
 
 
+def section_concurrency(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Concurrency limits: acquire+release rates and release-to-next-waiter latency."""
+    figures = bench_concurrency.run(timeout=args.timeout)
+    results["concurrency"] = figures
+    print(bench_concurrency.report(figures))
+
+
 SECTIONS: list[tuple[str, Section]] = [
     ("import", section_import_time),
     ("write_batch", section_write_batch),
     ("workloads", section_workloads),
+    ("concurrency", section_concurrency),
 ]
 
 

@@ -1,11 +1,13 @@
-"""Real databases per test: a SQLite file always, and PostgreSQL when a server is given.
+"""Real databases per test: a SQLite file, and a fresh PostgreSQL database.
 
-Set ANABRANCH_TEST_POSTGRES_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres)
-to run every store test against PostgreSQL too; each test gets a fresh database there.
+PostgreSQL is the local server (postgresql+psycopg://postgres@127.0.0.1:5432/test) unless
+ANABRANCH_TEST_POSTGRES_URL names another. Its cases skip when it is unreachable, and fail
+instead in CI (CI=true), which must run them.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Iterator
@@ -17,15 +19,33 @@ import sqlalchemy as sa
 from anabranch.client.embedded import EmbeddedClient
 from anabranch.database import get_engine
 
-POSTGRES_URL = os.environ.get("ANABRANCH_TEST_POSTGRES_URL")
+POSTGRES_URL = os.environ.get(
+    "ANABRANCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@functools.cache
+def _postgres_problem() -> str | None:
+    engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        engine.dispose()
+    return None
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store' / 'anabranch.db'}"
-    elif not POSTGRES_URL:
-        pytest.skip("set ANABRANCH_TEST_POSTGRES_URL to also run against PostgreSQL")
+    elif problem := _postgres_problem():
+        message = f"PostgreSQL at {POSTGRES_URL} is unreachable ({problem})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + "; CI must run the PostgreSQL cases.")
+        pytest.skip(message + "; set ANABRANCH_TEST_POSTGRES_URL to run these cases.")
     else:
         yield from _fresh_postgres_database(POSTGRES_URL)
 

@@ -234,6 +234,7 @@ def test_get_run_logger_outside_a_run_raises_missing_context_error():
     assert issubclass(MissingContextError, RuntimeError)
 
 
+@pytest.mark.embedded_only
 def test_the_home_folder_holds_the_store_the_lines_were_written_to(home: Path, client):
     @flow
     def noted() -> None:

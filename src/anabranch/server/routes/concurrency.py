@@ -40,7 +40,7 @@ class Released(BaseModel):
 
 class LeaseRenewal(BaseModel):
     lease_ids: list[uuid.UUID]
-    seconds: FiniteFloat = Field(gt=0, le=86_400 * 365)
+    seconds: FiniteFloat = Field(ge=0, le=86_400 * 365)
 
 
 class LostLeases(BaseModel):
