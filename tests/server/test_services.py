@@ -86,3 +86,57 @@ def test_two_replicas_on_one_postgresql_database_share_runs_and_limits(
     finally:
         for replica in replicas:
             replica.stop()
+
+
+KILLED_HOLDER = """
+import sys, threading
+from anabranch import flow
+from anabranch.concurrency.sync import concurrency
+
+@flow
+def holds_the_database():
+    with concurrency("db"):
+        sys.stdout.write("HOLDING\\n")
+        sys.stdout.flush()
+        threading.Event().wait(300)
+
+holds_the_database()
+"""
+
+
+def test_a_killed_flow_run_process_is_crashed_and_its_slots_freed_by_the_server(
+    tmp_path: Path,
+) -> None:
+    # Leases last 60 s here: only the server's zombie detection can free the slot sooner.
+    server = start_server(
+        f"sqlite:///{tmp_path / 'killed.db'}", tmp_path, ANABRANCH_HEARTBEAT_SECONDS="0.3"
+    )
+    script = tmp_path / "holder.py"
+    script.write_text(KILLED_HOLDER)
+    env = clean_env(
+        ANABRANCH_API_URL=server.url,
+        ANABRANCH_HOME=str(tmp_path / "holder-home"),
+        ANABRANCH_HEARTBEAT_SECONDS="0.3",
+        ANABRANCH_CONCURRENCY_LEASE_SECONDS="60",
+    )
+    holder = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, env=env, text=True
+    )
+    try:
+        client = server.client()
+        client.create_concurrency_limit("db", 1)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "HOLDING"
+        assert client.read_concurrency_limit("db").active_slots == 1
+        wait_for(lambda: len(client.read_flow_runs(flow_name="holds-the-database")) == 1)
+        (run,) = client.read_flow_runs(flow_name="holds-the-database")
+        killed_at = time.monotonic()
+        holder.kill()
+        holder.wait(timeout=30)
+
+        wait_for(lambda: client.read_flow_run(run.id).state.type is StateType.CRASHED)
+        wait_for(lambda: client.read_concurrency_limit("db").active_slots == 0)
+        assert time.monotonic() - killed_at < 60
+        assert "No heartbeat since" in (client.read_flow_run(run.id).state.message or "")
+    finally:
+        holder.kill()
+        server.stop()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -24,6 +24,7 @@ from anabranch.database.models import (
     concurrency_limit,
     concurrency_waiter,
 )
+from anabranch.database.types import sqlite_datetime_text
 from anabranch.exceptions import InvalidConcurrencyLimit, ObjectNotFound
 from anabranch.schemas import ConcurrencyLimit, SlotGrant, SlotHolder, SlotRequest
 
@@ -277,20 +278,7 @@ def _try(
             used[row.id] = used.get(row.id, 0) + request.occupy
         return SlotGrant(granted=True, limited_by=[row.name for row in rows])
     lease_id = new_id()
-    conn.execute(
-        _INSERT_LEASE,
-        {
-            "id": lease_id,
-            "holder": request.holder,
-            "run_id": request.run_id,
-            "expires_at": now + timedelta(seconds=request.lease_seconds),
-            "created": now,
-        },
-    )
-    conn.execute(
-        _INSERT_LEASE_SLOT,
-        [{"lease_id": lease_id, "limit_id": row.id, "occupy": request.occupy} for row in rows],
-    )
+    _insert_lease(conn, lease_id, request, [row.id for row in rows], now)
     for row in rows:
         used[row.id] = used.get(row.id, 0) + request.occupy
     return SlotGrant(granted=True, lease_id=lease_id, limited_by=[row.name for row in rows])
@@ -374,8 +362,50 @@ def withdraw(conn: Connection, waiter_id: uuid.UUID) -> None:
 
 def release(conn: Connection, lease_id: uuid.UUID) -> bool:
     """Free the lease's slots; False if it was already gone (expired, reset, deleted)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_SQLITE_DELETE_LEASE_SLOTS, (lease_id.hex,))
+        return conn.exec_driver_sql(_SQLITE_DELETE_LEASE, (lease_id.hex,)).rowcount > 0
     conn.execute(_DELETE_LEASE_SLOTS, {"lease_id": lease_id})
     return conn.execute(_DELETE_LEASE, {"lease_id": lease_id}).rowcount > 0
+
+
+def _insert_lease(
+    conn: Connection,
+    lease_id: uuid.UUID,
+    request: SlotRequest,
+    limit_ids: list[uuid.UUID],
+    now: datetime,
+) -> None:
+    expires_at = now + timedelta(seconds=request.lease_seconds)
+    if conn.dialect.name == "sqlite":
+        # Rows in SQLAlchemy's own SQLite storage form (uuid hex, UTC text), sent straight
+        # to the driver: acquire+release is a hot path and SQLAlchemy's per-statement
+        # work costs more than SQLite's.
+        run_id = request.run_id.hex if request.run_id else None
+        conn.exec_driver_sql(
+            _SQLITE_INSERT_LEASE,
+            (lease_id.hex, request.holder, run_id, sqlite_datetime_text(expires_at),
+             sqlite_datetime_text(now)),
+        )
+        conn.exec_driver_sql(
+            _SQLITE_INSERT_LEASE_SLOT,
+            [(lease_id.hex, limit_id.hex, request.occupy) for limit_id in limit_ids],
+        )
+        return
+    conn.execute(
+        _INSERT_LEASE,
+        {
+            "id": lease_id,
+            "holder": request.holder,
+            "run_id": request.run_id,
+            "expires_at": expires_at,
+            "created": now,
+        },
+    )
+    conn.execute(
+        _INSERT_LEASE_SLOT,
+        [{"lease_id": lease_id, "limit_id": i, "occupy": request.occupy} for i in limit_ids],
+    )
 
 
 def renew(
@@ -460,6 +490,15 @@ _LOCK_LIMITS = (
     .order_by(concurrency_limit.c.name)
     .with_for_update()
 )
+_SQLITE_INSERT_LEASE = (
+    "INSERT INTO concurrency_lease (id, holder, run_id, expires_at, created) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_SQLITE_INSERT_LEASE_SLOT = (
+    "INSERT INTO concurrency_lease_slot (lease_id, limit_id, occupy) VALUES (?, ?, ?)"
+)
+_SQLITE_DELETE_LEASE_SLOTS = "DELETE FROM concurrency_lease_slot WHERE lease_id = ?"
+_SQLITE_DELETE_LEASE = "DELETE FROM concurrency_lease WHERE id = ?"
 _INSERT_LEASE = sa.insert(concurrency_lease)
 _INSERT_LEASE_SLOT = sa.insert(concurrency_lease_slot)
 _DELETE_LEASE_SLOTS = sa.delete(concurrency_lease_slot).where(
@@ -477,12 +516,65 @@ def _lock_limits(conn: Connection, names: Sequence[str], now: datetime) -> list[
     if not names:
         return []
     names = list(names)
-    if conn.dialect.name != "sqlite":
-        # Lock, then read in a second statement: under READ COMMITTED a statement reads the
-        # snapshot taken when it began, so slots counted by the locking statement itself
-        # would miss the leases the previous lock holder committed while it waited.
-        conn.execute(_LOCK_LIMITS, {"names": names})
+    if conn.dialect.name == "sqlite":
+        return _sqlite_limits_with_usage(conn, names, now)
+    # Lock, then read in a second statement: under READ COMMITTED a statement reads the
+    # snapshot taken when it began, so slots counted by the locking statement itself would
+    # miss the leases the previous lock holder committed while it waited.
+    conn.execute(_LOCK_LIMITS, {"names": names})
     return list(conn.execute(_LIMITS_WITH_USAGE, {"names": names, "now": now}))
+
+
+class _LimitUsage(NamedTuple):
+    """A limit row with its slots in use and live waiters, as ``_LIMITS_WITH_USAGE`` reads."""
+
+    id: uuid.UUID
+    name: str
+    limit: int
+    active: bool
+    slot_decay_per_second: float
+    decaying_slots: float
+    decayed_at: datetime | None
+    used: float
+    waiting: int
+
+
+def _sqlite_limits_with_usage(
+    conn: Connection, names: list[str], now: datetime
+) -> list[_LimitUsage]:
+    """The same read as ``_LIMITS_WITH_USAGE``, sent straight to SQLite: it runs on every
+    acquisition, and SQLAlchemy's handling of the statement costs more than SQLite's."""
+    at = sqlite_datetime_text(now)
+    sql = _SQLITE_LIMITS_WITH_USAGE.format(names=", ".join("?" * len(names)))
+    rows = conn.exec_driver_sql(sql, (at, at, *names)).fetchall()
+    return [
+        _LimitUsage(
+            uuid.UUID(hex=row[0]),
+            row[1],
+            row[2],
+            bool(row[3]),
+            row[4],
+            row[5],
+            datetime.fromisoformat(row[6]).replace(tzinfo=timezone.utc) if row[6] else None,
+            float(row[7]),
+            row[8],
+        )
+        for row in rows
+    ]
+
+
+_SQLITE_LIMITS_WITH_USAGE = """
+SELECT l.id, l.name, l."limit", l.active, l.slot_decay_per_second, l.decaying_slots,
+       l.decayed_at,
+       (SELECT COALESCE(SUM(s.occupy), 0) FROM concurrency_lease_slot AS s
+          JOIN concurrency_lease AS e ON e.id = s.lease_id
+         WHERE s.limit_id = l.id AND e.expires_at > ?) AS used,
+       (SELECT COUNT(*) FROM concurrency_waiter AS w
+         WHERE w.limit_id = l.id AND w.expires_at > ?) AS waiting
+  FROM concurrency_limit AS l
+ WHERE l.name IN ({names})
+ ORDER BY l.name
+"""
 
 
 def _slots_in_use(
