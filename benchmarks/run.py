@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import bench_concurrency
+import bench_server
 from workloads import (
     HERE,
     WORKLOADS,
@@ -172,11 +173,19 @@ def section_concurrency(args: argparse.Namespace, results: dict[str, Any]) -> No
     print(bench_concurrency.report(figures))
 
 
+def section_server(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Server mode: a 1,000-task flow through `anabranch server start`, and concurrent writers."""
+    figures = bench_server.run(timeout=args.timeout)
+    results["server"] = figures
+    print(bench_server.report(figures))
+
+
 SECTIONS: list[tuple[str, Section]] = [
     ("import", section_import_time),
     ("write_batch", section_write_batch),
     ("workloads", section_workloads),
     ("concurrency", section_concurrency),
+    ("server", section_server),
 ]
 
 
