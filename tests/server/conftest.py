@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
-from server_harness import POSTGRES_URL, Server, postgres_reachable, start_server
 
 from anabranch.client.http import HTTPClient
 from anabranch.client.recorder import flush_all
+from server_harness import POSTGRES_URL, Server, postgres_reachable, start_server
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_harness import Server, start_server
 
 from anabranch import flow
 from anabranch.client import get_client
 from anabranch.client.http import HTTPClient
 from anabranch.client.recorder import flush_all
 from anabranch.exceptions import AnabranchError
+from server_harness import Server, start_server
 
 KEY = "s3cret-key-\N{SNOWMAN}"
 

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import sqlalchemy as sa
-from server_harness import ANABRANCH, Server, clean_env, free_port
 
 from anabranch.database import HEAD
+from server_harness import ANABRANCH, Server, clean_env, free_port
 
 
 def anabranch(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -8,10 +8,9 @@ import sys
 import uuid
 from pathlib import Path
 
-from server_harness import Server, clean_env
-
 from anabranch.client.http import HTTPClient
 from anabranch.schemas import SlotRequest
+from server_harness import Server, clean_env
 
 
 def test_limits_are_created_read_changed_reset_and_deleted_over_http(

@@ -6,7 +6,6 @@ import uuid
 
 import httpx
 import pytest
-from server_harness import Server
 
 from anabranch.client.http import HTTPClient
 from anabranch.exceptions import (
@@ -17,6 +16,7 @@ from anabranch.exceptions import (
     UnknownConcurrencyLimit,
 )
 from anabranch.schemas import SlotRequest
+from server_harness import Server
 
 
 def post(server: Server, path: str, **options) -> httpx.Response:

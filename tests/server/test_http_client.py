@@ -13,11 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_harness import free_port, start_server
 
 from anabranch.client.http import RETRY_BUDGET, HTTPClient
 from anabranch.exceptions import AnabranchError
 from anabranch.schemas import SlotRequest
+from server_harness import free_port, start_server
 
 
 class Scripted(http.server.BaseHTTPRequestHandler):

@@ -9,13 +9,12 @@ import textwrap
 import uuid
 from pathlib import Path
 
-from server_harness import ANABRANCH, Server, clean_env
-
 from anabranch import flow, get_run_logger, task
 from anabranch.client import get_client
 from anabranch.client.http import HTTPClient
 from anabranch.client.recorder import flush_all
 from anabranch.schemas import StateType
+from server_harness import ANABRANCH, Server, clean_env
 
 
 def unique(prefix: str) -> str:

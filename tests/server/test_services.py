@@ -12,10 +12,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from server_harness import clean_env, start_server
-
 from anabranch import _clock
 from anabranch.schemas import FlowRun, RecordBatch, State, StateType, TaskRun
+from server_harness import clean_env, start_server
 
 CONTENDER = Path(__file__).with_name("contender.py")
 
