@@ -14,10 +14,12 @@ from importlib.metadata import version as distribution_version
 from typing import Any
 
 import anyio
+import pydantic
 from fastapi import Depends, FastAPI
 
 from anabranch.client.embedded import EmbeddedClient
 from anabranch.database import get_engine
+from anabranch.schemas import RecordBatch
 from anabranch.server import services
 from anabranch.server.errors import install_error_handlers
 from anabranch.server.routes import concurrency, health, runs
@@ -73,6 +75,15 @@ def create_app(database_url: str | None = None, api_key: str | None = None) -> F
     return app
 
 
+def _declare(schema: dict[str, Any], model: type[pydantic.BaseModel]) -> None:
+    """Put ``model`` in the document's components, for a body a route validates itself."""
+    definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, nested in definition.pop("$defs", {}).items():
+        components.setdefault(name, nested)
+    components.setdefault(model.__name__, definition)
+
+
 def _quiet_openapi(app: FastAPI) -> None:
     """Build the OpenAPI document without pydantic's warning about the alias FastAPI puts on
     a body parameter (``batch``): harmless, and not the user's to fix."""
@@ -81,6 +92,8 @@ def _quiet_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The 'alias' attribute with value")
-            return build()
+            schema = build()
+        _declare(schema, RecordBatch)
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

