@@ -18,23 +18,12 @@ import sqlalchemy as sa
 
 from anabranch.client.embedded import EmbeddedClient
 from anabranch.database import get_engine
-
-POSTGRES_URL = os.environ.get(
-    "ANABRANCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+from server_harness import POSTGRES_URL, postgres_reachable
 
 
 @functools.cache
 def _postgres_problem() -> str | None:
-    engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        engine.dispose()
-    return None
+    return postgres_reachable()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
