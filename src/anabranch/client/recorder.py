@@ -20,7 +20,7 @@ from pydantic_core import to_jsonable_python
 from anabranch.client import get_client
 from anabranch.schemas import FlowRun, LogRecord, RecordBatch, State, StateRecord, TaskRun
 from anabranch.schemas._construct import construct
-from anabranch.settings import current_store_key, get_settings
+from anabranch.settings import PerStore
 
 _EAGER_BATCH = 2000
 _MAX_PARAMETER_REPR = 200
@@ -160,25 +160,17 @@ def _snapshot(model: type[Any], payload: dict[str, Any]) -> Any:
     return construct(model, **payload)
 
 
-_recorders: dict[str, Recorder] = {}
-_recorders_lock = threading.Lock()
+_recorders: PerStore[Recorder] = PerStore(
+    lambda settings: Recorder(get_client, settings.recorder_flush_interval)
+)
 
 
 def get_recorder() -> Recorder:
     """The recorder for the store the current settings point at (one per store per process)."""
-    key = current_store_key()
-    recorder = _recorders.get(key)
-    if recorder is None:
-        with _recorders_lock:
-            recorder = _recorders.get(key)
-            if recorder is None:
-                interval = get_settings().recorder_flush_interval
-                recorder = Recorder(get_client, interval)
-                _recorders[key] = recorder
-    return recorder
+    return _recorders.get()
 
 
 def flush_all(timeout: float | None = 30.0) -> None:
     """Store everything every recorder in this process holds."""
-    for recorder in list(_recorders.values()):
+    for recorder in _recorders.all():
         recorder.flush(timeout)

@@ -14,13 +14,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anabranch.client import get_client
 from anabranch.concurrency._leases import HeldLease, LeaseKeeper
 from anabranch.exceptions import ConcurrencySlotError, UnknownConcurrencyLimit
 from anabranch.schemas import SlotGrant, SlotRequest
-from anabranch.settings import current_store_key, get_settings
+from anabranch.settings import PerStore
+
+if TYPE_CHECKING:
+    from anabranch._settings import Settings
 
 _MIN_POLL = 0.002
 _MAX_POLL = 0.015
@@ -222,27 +225,22 @@ class SlotBroker:
             delay = _MIN_POLL if settled else min(delay * 2, _MAX_POLL)
 
 
-_brokers: dict[str, SlotBroker] = {}
-_brokers_lock = threading.Lock()
+def _new_broker(settings: Settings) -> SlotBroker:
+    if not _brokers.all():
+        atexit.register(release_everything)
+    return SlotBroker(get_client, settings.concurrency_lease_seconds)
+
+
+_brokers: PerStore[SlotBroker] = PerStore(_new_broker)
 
 
 def get_broker() -> SlotBroker:
     """The broker for the store the current settings point at (one per store per process)."""
-    key = current_store_key()
-    broker = _brokers.get(key)
-    if broker is None:
-        with _brokers_lock:
-            broker = _brokers.get(key)
-            if broker is None:
-                lease_seconds = get_settings().concurrency_lease_seconds
-                broker = _brokers[key] = SlotBroker(get_client, lease_seconds)
-                if len(_brokers) == 1:
-                    atexit.register(release_everything)
-    return broker
+    return _brokers.get()
 
 
 def release_everything() -> None:
     """Free every lease and place in line of this process, in every store (interrupt, exit)."""
-    for broker in list(_brokers.values()):
+    for broker in _brokers.all():
         broker.cancel_all()
         broker.release_all()
