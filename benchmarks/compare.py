@@ -33,10 +33,6 @@ FASTAPI_VERSION = "0.150.0"  # pinned with Prefect: its server needs a compatibl
 PREFECT_VENV = HERE / ".prefect-venv"
 PREFECT_PYTHON = PREFECT_VENV / "bin" / "python"
 ANABRANCH_PYTHON = sys.executable
-ENGINE_CHECK = (
-    "from anabranch import flow, task; from anabranch.task_runners import ThreadPoolTaskRunner; "
-    "from anabranch.client import get_client"
-)
 
 
 def _installed_versions(python: Path) -> str | None:
@@ -94,20 +90,6 @@ def ensure_prefect_venv() -> None:
     if found != wanted:
         raise SystemExit(f"prefect venv: expected '{wanted}', found '{found}'")
     print("prefect venv: ready")
-
-
-def anabranch_ready() -> str | None:
-    """None when the engine API imports; otherwise the reason it does not."""
-    proc = subprocess.run(
-        [ANABRANCH_PYTHON, "-c", ENGINE_CHECK],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if proc.returncode == 0:
-        return None
-    return (proc.stderr.strip().splitlines() or ["?"])[-1]
 
 
 def _ok(res: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -189,11 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     packages = list(args.packages)
     if "prefect" in packages:
         ensure_prefect_venv()
-    if "anabranch" in packages and (reason := anabranch_ready()):
-        print(f"anabranch: skipped, the engine API is not importable yet ({reason})")
-        packages.remove("anabranch")
-    if not packages:
-        return 0
     pythons = {"prefect": str(PREFECT_PYTHON), "anabranch": ANABRANCH_PYTHON}
     print(f"logging: {args.log_level or 'each package default (INFO to stderr, captured)'}")
 

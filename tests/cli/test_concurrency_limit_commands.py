@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,6 +20,7 @@ from anabranch.client import get_client
 from anabranch.concurrency.sync import concurrency
 from anabranch.exceptions import UnknownConcurrencyLimit
 from anabranch.schemas import SlotRequest
+from anabranch.testing import wait_until
 
 ANABRANCH = str(Path(sys.executable).with_name("anabranch"))
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -60,13 +60,6 @@ def row(output: str, first_cell: str) -> list[str]:
     """The cells of the table row starting with ``first_cell``."""
     (line,) = [line for line in output.splitlines() if line.split()[:1] == [first_cell]]
     return line.split()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 class Holder:

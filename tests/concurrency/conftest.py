@@ -14,22 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from anabranch.testing import wait_until as wait_until_deadline
+
 SLOT_CHILD = Path(__file__).with_name("slot_child.py")
-
-
-def _wait_until(condition: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout:g} s waiting for {what or condition}")
-        time.sleep(0.01)
 
 
 @pytest.fixture
 def wait_until() -> Callable[..., None]:
-    """``wait_until(condition, timeout=20, what="...")``: poll until the condition holds,
-    failing with ``what`` once the deadline passes."""
-    return _wait_until
+    """``wait_until(condition, timeout=20, what="...")``: anabranch.testing.wait_until."""
+    return wait_until_deadline
 
 
 class Child:

@@ -14,18 +14,10 @@ from pathlib import Path
 
 from anabranch import _clock
 from anabranch.schemas import FlowRun, RecordBatch, State, StateType, TaskRun
+from anabranch.testing import wait_until
 from server_harness import clean_env, start_server
 
 CONTENDER = Path(__file__).with_name("contender.py")
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    delay = 0.02
-    while not condition():
-        assert time.monotonic() < deadline, f"not true within {seconds} s"
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
 
 
 def test_a_running_flow_run_whose_heartbeats_stopped_is_crashed(tmp_path: Path) -> None:
@@ -42,7 +34,7 @@ def test_a_running_flow_run_whose_heartbeats_stopped_is_crashed(tmp_path: Path) 
         task_run = TaskRun(name="t-0", task_key="t", flow_run_id=silent.id, state=running)
         client.write_batch(RecordBatch(flow_runs=[silent], task_runs=[task_run]))
 
-        wait_for(lambda: client.read_flow_run(silent.id).state.type is StateType.CRASHED)
+        wait_until(lambda: client.read_flow_run(silent.id).state.type is StateType.CRASHED)
         crashed = client.read_flow_run(silent.id).state
         assert "No heartbeat since" in (crashed.message or "")
         assert client.read_task_run(task_run.id).state.type is StateType.CRASHED
@@ -126,14 +118,14 @@ def test_a_killed_flow_run_process_is_crashed_and_its_slots_freed_by_the_server(
         client.create_concurrency_limit("db", 1)
         assert holder.stdout is not None and holder.stdout.readline().strip() == "HOLDING"
         assert client.read_concurrency_limit("db").active_slots == 1
-        wait_for(lambda: len(client.read_flow_runs(flow_name="holds-the-database")) == 1)
+        wait_until(lambda: len(client.read_flow_runs(flow_name="holds-the-database")) == 1)
         (run,) = client.read_flow_runs(flow_name="holds-the-database")
         killed_at = time.monotonic()
         holder.kill()
         holder.wait(timeout=30)
 
-        wait_for(lambda: client.read_flow_run(run.id).state.type is StateType.CRASHED)
-        wait_for(lambda: client.read_concurrency_limit("db").active_slots == 0)
+        wait_until(lambda: client.read_flow_run(run.id).state.type is StateType.CRASHED)
+        wait_until(lambda: client.read_concurrency_limit("db").active_slots == 0)
         assert time.monotonic() - killed_at < 60
         assert "No heartbeat since" in (client.read_flow_run(run.id).state.message or "")
     finally:
