@@ -4,6 +4,7 @@ is reported in the holder's run logs, and Ctrl-C frees slots at once."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -91,17 +92,19 @@ def _lost_lease_warnings(client, task_run_id) -> list[str]:
     return [r.message for r in logs if r.level == logging.WARNING and "were lost" in r.message]
 
 
-def _hold_in_a_task(client, monkeypatch, wait_until, lose_lease, within: float) -> list[str]:
-    """Run a task holding ``x`` on 1 s leases (renewed every 1/3 s), call
-    ``lose_lease(holder)`` once it holds, and return the lost-lease warnings its run logs get
-    ``within`` seconds."""
+def _hold_in_a_task(
+    client, monkeypatch, wait_until, lose_lease, within: float, by_tag: bool = False
+) -> list[str]:
+    """Run a task holding ``x`` on 1 s leases (renewed every 1/3 s) through ``concurrency()``
+    or, ``by_tag``, through its tag; call ``lose_lease(holder)`` once it holds, and return the
+    lost-lease warnings its run logs get ``within`` seconds."""
     monkeypatch.setenv("ANABRANCH_CONCURRENCY_LEASE_SECONDS", "1")
     client.create_concurrency_limit("x", 1)
     holding, done = threading.Event(), threading.Event()
 
-    @task
+    @task(tags=["x"] if by_tag else [])
     def guarded() -> None:
-        with concurrency("x"):
+        with contextlib.nullcontext() if by_tag else concurrency("x"):
             holding.set()
             done.wait(30)
 
@@ -134,6 +137,17 @@ def test_a_lease_that_expired_under_its_holder_is_reported_in_its_task_run_logs(
         client, monkeypatch, wait_until,
         lambda holder: client.renew_concurrency_leases([holder.lease_id], 0),
         within=15,
+    )
+    assert len(lost) == 1 and "task run 'guarded-0'" in lost[0] and "['x']" in lost[0]
+
+
+def test_a_reset_under_a_tagged_task_is_reported_in_its_task_run_logs(
+    client, monkeypatch, wait_until
+):
+    lost = _hold_in_a_task(
+        client, monkeypatch, wait_until,
+        lambda _holder: client.reset_concurrency_limit("x"),
+        within=15, by_tag=True,
     )
     assert len(lost) == 1 and "task run 'guarded-0'" in lost[0] and "['x']" in lost[0]
 

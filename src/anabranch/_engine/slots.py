@@ -62,7 +62,7 @@ class RunSlots:
             strict=False,
         )
         self.ticket = self.broker.request(
-            request, on_done=on_done, logger=None, on_wait=self._show_waiting
+            request, on_done=on_done, logger=self.lifecycle.logger, on_wait=self._show_waiting
         )
         return self.ticket
 
