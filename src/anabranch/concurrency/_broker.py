@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 _MIN_POLL = 0.002
 _MAX_POLL = 0.015
 _NAMES_TTL = 1.0
+_ATTEMPT_SETTLE_SECONDS = 5.0
 
 
 class SlotTicket:
@@ -65,9 +66,12 @@ class SlotBroker:
         self._client = client
         self.keeper = LeaseKeeper(client, lease_seconds)
         self.lease_seconds = lease_seconds
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)
+        self._idle = threading.Condition(lock)
         self._queue: list[SlotTicket] = []
         self._woken = False
+        self._attempt_in_flight = False
         self._thread: threading.Thread | None = None
         self._limit_names: frozenset[str] = frozenset()
         self._names_read_at = float("-inf")
@@ -179,13 +183,18 @@ class SlotBroker:
             self.release(grant.lease_id)
 
     def cancel_all(self) -> None:
-        """Give up every place in line of this process (interrupt, exit)."""
+        """Give up every place in line of this process (interrupt, exit).
+
+        Waits (bounded) for the waiting room's attempt under way: it may renew a ticket after
+        it was withdrawn here, and only the waiting room's thread withdraws it again."""
         with self._cond:
             queued = list(self._queue)
         for ticket in queued:
             late = self.cancel(ticket)
             if late is not None:
                 self.release(late.lease_id)
+        with self._idle:
+            self._idle.wait_for(lambda: not self._attempt_in_flight, _ATTEMPT_SETTLE_SECONDS)
 
     def _serve(self) -> None:
         delay = _MIN_POLL
@@ -197,32 +206,41 @@ class SlotBroker:
                     self._cond.wait(delay)
                 self._woken = False
                 batch = list(self._queue)
+                self._attempt_in_flight = True
             try:
-                grants = self._client().acquire_concurrency_slots([t.request for t in batch])
-            except Exception:
-                delay = min(delay * 2, 1.0)
-                continue
-            settled = []
-            for ticket, grant in zip(batch, grants, strict=True):
-                if grant.granted or grant.error:
-                    settled.append((ticket, grant))
-                else:
-                    ticket.waiting_for = grant.waiting_for
-            with self._cond:
-                cancelled = [t for t in batch if t not in self._queue]
-                for ticket, _ in settled:
-                    if ticket not in cancelled:
-                        self._queue.remove(ticket)
-            # Cancelled while this attempt was under way: the attempt may have granted slots
-            # or renewed the waiter's ticket, so give both back.
-            for ticket in cancelled:
-                self._client().withdraw_concurrency_waiter(ticket.request.waiter_id)
-            for ticket, grant in settled:
+                delay = self._attempt(batch, delay)
+            finally:
+                with self._idle:
+                    self._attempt_in_flight = False
+                    self._idle.notify_all()
+
+    def _attempt(self, batch: list[SlotTicket], delay: float) -> float:
+        """Ask for every waiting request at once; returns the delay before the next try."""
+        try:
+            grants = self._client().acquire_concurrency_slots([t.request for t in batch])
+        except Exception:
+            return min(delay * 2, 1.0)
+        settled = []
+        for ticket, grant in zip(batch, grants, strict=True):
+            if grant.granted or grant.error:
+                settled.append((ticket, grant))
+            else:
+                ticket.waiting_for = grant.waiting_for
+        with self._cond:
+            cancelled = [t for t in batch if t not in self._queue]
+            for ticket, _ in settled:
                 if ticket not in cancelled:
-                    self._settle_safely(ticket, grant)
-                elif grant.lease_id is not None:
-                    self._client().release_concurrency_slots(grant.lease_id)
-            delay = _MIN_POLL if settled else min(delay * 2, _MAX_POLL)
+                    self._queue.remove(ticket)
+        # Cancelled while this attempt was under way: the attempt may have granted slots
+        # or renewed the waiter's ticket, so give both back.
+        for ticket in cancelled:
+            self._client().withdraw_concurrency_waiter(ticket.request.waiter_id)
+        for ticket, grant in settled:
+            if ticket not in cancelled:
+                self._settle_safely(ticket, grant)
+            elif grant.lease_id is not None:
+                self._client().release_concurrency_slots(grant.lease_id)
+        return _MIN_POLL if settled else min(delay * 2, _MAX_POLL)
 
 
 def _new_broker(settings: Settings) -> SlotBroker:
