@@ -15,8 +15,13 @@ import sqlalchemy as sa
 
 from anabranch.client.embedded import EmbeddedClient
 from anabranch.database import get_engine, write_transaction
-from anabranch.exceptions import ObjectNotFound
+from anabranch.database.models import DEPLOYMENT_RUN_COLUMNS
+from anabranch.database.models import log as log_table
+from anabranch.exceptions import InvalidStateTransition, ObjectNotFound
 from anabranch.orchestration import runs
+from anabranch.orchestration._postgresql_batches import apply_batch_postgresql
+from anabranch.orchestration._sqlite_batches import apply_batch_sqlite
+from anabranch.orchestration.transitions import refusal
 from anabranch.results import ResultRef
 from anabranch.schemas import (
     FlowRun,
@@ -216,14 +221,153 @@ def test_a_state_sent_again_is_stored_once_as_first_sent(store: EmbeddedClient) 
     assert [r.state.message for r in store.read_states(flow.id)] == ["first"]
 
 
-def test_log_lines_are_appended_even_when_identical(store: EmbeddedClient) -> None:
+def test_log_lines_with_the_same_text_are_each_stored(store: EmbeddedClient) -> None:
     flow = flow_run()
-    line = LogRecord(flow_run_id=flow.id, name="f", level=20, message="tick", timestamp=T0)
+    lines = [
+        LogRecord(flow_run_id=flow.id, name="f", level=20, message="tick", timestamp=T0)
+        for _ in range(3)
+    ]
 
-    store.write_batch(RecordBatch(logs=[line, line]))
-    store.write_batch(RecordBatch(logs=[line]))
+    store.write_batch(RecordBatch(logs=lines))
 
-    assert [r.message for r in store.read_logs(flow_run_id=flow.id)] == ["tick"] * 3
+    stored = store.read_logs(flow_run_id=flow.id)
+    assert [r.message for r in stored] == ["tick"] * 3
+    assert sorted(r.id for r in stored) == sorted(line.id for line in lines)
+
+
+def test_the_same_batch_applied_twice_stores_each_log_line_once(
+    store: EmbeddedClient, database_url: str
+) -> None:
+    flow, tasks, batch = finished_flow_batch()
+    store.write_batch(batch)
+    first = _table_contents(database_url, "log")
+
+    store.write_batch(batch)
+    store.write_batch(RecordBatch(logs=batch.logs + batch.logs[:1]))
+
+    assert _table_contents(database_url, "log") == first
+    stored = store.read_logs(flow_run_id=flow.id)
+    assert [(r.id, r.message) for r in stored] == [
+        (r.id, r.message) for r in sorted(batch.logs, key=lambda r: r.timestamp)
+    ]
+
+
+def test_a_log_line_stored_before_lines_had_ids_reads_back_with_a_stable_id(
+    store: EmbeddedClient, database_url: str
+) -> None:
+    flow = flow_run()
+    with write_transaction(database_url) as conn:
+        conn.execute(
+            sa.insert(log_table).values(
+                flow_run_id=flow.id, name="f", level=20, message="old", timestamp=T0
+            )
+        )
+
+    (first,) = store.read_logs(flow_run_id=flow.id)
+    (again,) = store.read_logs(flow_run_id=flow.id)
+
+    assert first.message == "old"
+    assert first.id == again.id
+
+
+def test_a_final_run_stays_final_and_the_rest_of_the_batch_is_stored(
+    store: EmbeddedClient,
+) -> None:
+    done = flow_run("done")
+    history(done, state(StateType.RUNNING, T0), state(StateType.COMPLETED, after(1)))
+    store.write_batch(RecordBatch(flow_runs=[done]))
+    straggler = done.model_copy(update={"run_count": 7})
+    late_states = history(straggler, state(StateType.RUNNING, after(2)))
+    other = flow_run("other")
+    other_states = history(other, state(StateType.RUNNING, after(2)))
+    line = LogRecord(flow_run_id=other.id, name="f", level=20, message="still here")
+
+    with pytest.raises(InvalidStateTransition) as caught:
+        store.write_batch(
+            RecordBatch(
+                flow_runs=[straggler, other], states=late_states + other_states, logs=[line]
+            )
+        )
+
+    rule = refusal(StateType.COMPLETED, StateType.RUNNING)
+    assert caught.value.refused == [(done.id, rule)]
+    message = str(caught.value)
+    assert str(done.id) in message and "final states are final" in message
+    assert "rest of the batch was stored" in message
+    stored = store.read_flow_run(done.id)
+    assert stored.state == done.state and stored.run_count == done.run_count
+    assert late_states[0].state.id not in {r.state.id for r in store.read_states(done.id)}
+    assert store.read_flow_run(other.id).state == other.state
+    assert [r.state for r in store.read_states(other.id)] == [other.state]
+    assert [r.message for r in store.read_logs(flow_run_id=other.id)] == ["still here"]
+
+
+def test_resending_a_final_state_is_no_refusal(store: EmbeddedClient) -> None:
+    task = task_run(flow_run(), "t", T0)
+    states = history(task, state(StateType.RUNNING, T0), state(StateType.COMPLETED, after(1)))
+    batch = RecordBatch(task_runs=[task], states=states)
+    store.write_batch(batch)
+
+    store.write_batch(batch)
+
+    assert store.read_task_run(task.id).state == task.state
+    assert len(store.read_states(task.id)) == 2
+
+
+def test_an_older_snapshot_of_a_final_run_is_ignored_not_refused(store: EmbeddedClient) -> None:
+    flow = flow_run()
+    history(flow, state(StateType.RUNNING, T0))
+    older = flow.model_copy()
+    history(flow, state(StateType.FAILED, after(1)))
+    store.write_batch(RecordBatch(flow_runs=[flow]))
+
+    store.write_batch(RecordBatch(flow_runs=[older]))  # no error: it was simply late
+
+    assert store.read_flow_run(flow.id).state.type is StateType.FAILED
+
+
+def test_a_cancelling_run_may_only_become_cancelled(store: EmbeddedClient) -> None:
+    flow = flow_run()
+    history(flow, state(StateType.CANCELLING, T0))
+    store.write_batch(RecordBatch(flow_runs=[flow]))
+    running = flow.model_copy()
+    history(running, state(StateType.RUNNING, after(1)))
+
+    with pytest.raises(InvalidStateTransition, match="CANCELLING"):
+        store.write_batch(RecordBatch(flow_runs=[running]))
+    assert store.read_flow_run(flow.id).state.type is StateType.CANCELLING
+
+    history(flow, state(StateType.CANCELLED, after(2)))
+    store.write_batch(RecordBatch(flow_runs=[flow]))
+    assert store.read_flow_run(flow.id).state.type is StateType.CANCELLED
+
+
+def test_the_state_guard_in_sql_follows_the_rule_for_every_pair_of_states(
+    store: EmbeddedClient,
+) -> None:
+    """The upserts carry transitions.refusal as SQL; for every current and proposed state
+    type the database must decide what refusal() decides."""
+    runs_by_pair = {}
+    for current in StateType:
+        for proposed in StateType:
+            run = task_run(flow_run(), f"{current.value}-{proposed.value}", T0)
+            history(run, state(current, T0))
+            runs_by_pair[current, proposed] = run
+    store.write_batch(RecordBatch(task_runs=list(runs_by_pair.values())))
+    for run in runs_by_pair.values():
+        history(run, state(StateType(run.name.split("-")[1]), after(1)))
+
+    try:
+        store.write_batch(RecordBatch(task_runs=list(runs_by_pair.values())))
+        refused: set[uuid.UUID] = set()
+    except InvalidStateTransition as exc:
+        refused = {run_id for run_id, _ in exc.refused}
+
+    for (current, proposed), run in runs_by_pair.items():
+        expected = refusal(current, proposed) is not None
+        assert (run.id in refused) is expected, (current, proposed)
+        kept = store.read_task_run(run.id).state.type
+        assert kept is (current if expected else proposed), (current, proposed)
 
 
 def test_sqlite_rows_are_stored_exactly_as_sqlalchemys_column_types_store_them(
@@ -235,7 +379,7 @@ def test_sqlite_rows_are_stored_exactly_as_sqlalchemys_column_types_store_them(
     stored = []
     for name, apply in (
         ("sqlalchemy", runs._apply_batch_sqlalchemy),
-        ("own", runs._apply_batch_sqlite),
+        ("own", apply_batch_sqlite),
     ):
         url = f"sqlite:///{tmp_path / name / 'anabranch.db'}"
         EmbeddedClient(url)
@@ -245,8 +389,34 @@ def test_sqlite_rows_are_stored_exactly_as_sqlalchemys_column_types_store_them(
 
     assert stored[1] == stored[0]
     for table, rows in stored[1].items():
-        empty = [column for column in rows[0] if all(row[column] is None for row in rows)]
+        # A deployment run's own columns are set at creation, never by batches.
+        written = [column for column in rows[0] if column not in DEPLOYMENT_RUN_COLUMNS]
+        empty = [column for column in written if all(row[column] is None for row in rows)]
         assert not empty, f"{table} columns never written: {empty}"
+
+
+def test_each_databases_own_writer_stores_exactly_what_the_sqlalchemy_path_stores(
+    database_url: str,
+) -> None:
+    """SQLite and PostgreSQL each have a faster writer than the SQLAlchemy statements; both
+    must store the very values the column types would."""
+    batch = _batch_filling_every_column()
+    tables = ("flow_run", "task_run", "run_state", "log")
+    own = {"sqlite": apply_batch_sqlite, "postgresql": apply_batch_postgresql}
+    writer = own[sa.make_url(database_url).get_backend_name()]
+    EmbeddedClient(database_url)
+    stored = []
+    for apply in (runs._apply_batch_sqlalchemy, writer):
+        with write_transaction(database_url) as conn:
+            for table in tables:
+                conn.execute(sa.text(f"DELETE FROM {table}"))
+            apply(conn, batch, after(60))
+        contents = _table_contents(database_url, *tables)
+        # Log rows are numbered by the database (a sequence on PostgreSQL goes on counting).
+        contents["log"] = [{k: v for k, v in row.items() if k != "id"} for row in contents["log"]]
+        stored.append(contents)
+
+    assert stored[1] == stored[0]
 
 
 def _batch_filling_every_column() -> RecordBatch:

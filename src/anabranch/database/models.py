@@ -51,6 +51,21 @@ def _run_columns() -> list[sa.Column]:
     ]
 
 
+def _deployment_run_columns() -> list[sa.Column]:
+    """A flow run's link to its deployment and worker: set when the run is created or
+    dispatched, never by the engine's snapshots."""
+    return [
+        sa.Column("deployment_id", sa.Uuid, nullable=True),
+        sa.Column("work_pool_name", sa.Text, nullable=True),
+        sa.Column("work_queue_name", sa.Text, nullable=True),
+        sa.Column("expected_start_time", UTCDateTime, nullable=True),
+        sa.Column("idempotency_key", sa.Text, nullable=True),
+        sa.Column("job_variables", json_column(none_as_null=True), nullable=True),
+        sa.Column("worker_name", sa.Text, nullable=True),
+        sa.Column("infrastructure_pid", sa.Integer, nullable=True),
+    ]
+
+
 flow_run = sa.Table(
     "flow_run",
     metadata,
@@ -60,11 +75,15 @@ flow_run = sa.Table(
     sa.Column("parent_flow_run_id", sa.Uuid, nullable=True),
     sa.Column("parent_task_run_id", sa.Uuid, nullable=True),
     sa.Column("heartbeat", UTCDateTime, nullable=True),
+    *_deployment_run_columns(),
     sa.Index(None, "created"),
     sa.Index(None, "flow_name"),
     sa.Index(None, "parent_flow_run_id"),
     sa.Index(None, "state_type"),
+    sa.Index(None, "work_pool_name", "state_type", "expected_start_time"),
+    sa.Index(None, "deployment_id", "idempotency_key", unique=True),
 )
+DEPLOYMENT_RUN_COLUMNS = frozenset(column.name for column in _deployment_run_columns())
 
 task_run = sa.Table(
     "task_run",
@@ -93,6 +112,8 @@ log = sa.Table(
     "log",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # The writer's id for the line, so a batch sent twice stores it once (NULL on old rows).
+    sa.Column("record_id", sa.Uuid, nullable=True),
     sa.Column("flow_run_id", sa.Uuid, nullable=True),
     sa.Column("task_run_id", sa.Uuid, nullable=True),
     sa.Column("name", sa.Text, nullable=False),
@@ -101,6 +122,7 @@ log = sa.Table(
     sa.Column("timestamp", UTCDateTime, nullable=False),
     sa.Index(None, "flow_run_id", "timestamp"),
     sa.Index(None, "task_run_id"),
+    sa.Index(None, "record_id", unique=True),
 )
 
 # Concurrency limits: one namespace of named limits. Slots are held through leases with an
@@ -149,4 +171,70 @@ concurrency_waiter = sa.Table(
     sa.Column("since", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Index(None, "limit_id", "since"),
+)
+
+# Deployments and where their runs go. Pools, queues and deployments are addressed by name
+# (a deployment by flow name and its own name), which is how users and workers refer to them.
+work_pool = sa.Table(
+    "work_pool",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("concurrency_limit", sa.Integer, nullable=True),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("updated", UTCDateTime, nullable=False),
+)
+
+work_queue = sa.Table(
+    "work_queue",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("work_pool_name", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("concurrency_limit", sa.Integer, nullable=True),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("updated", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("work_pool_name", "name"),
+)
+
+deployment = sa.Table(
+    "deployment",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("flow_name", sa.Text, nullable=False),
+    sa.Column("entrypoint", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("version", sa.Text, nullable=True),
+    sa.Column("tags", json_column(), nullable=False),
+    sa.Column("parameters", json_column(), nullable=False),
+    sa.Column("parameter_schema", json_column(none_as_null=True), nullable=True),
+    sa.Column("work_pool_name", sa.Text, nullable=True),
+    sa.Column("work_queue_name", sa.Text, nullable=True),
+    sa.Column("job_variables", json_column(), nullable=False),
+    sa.Column("concurrency_limit", sa.Integer, nullable=True),
+    sa.Column("schedules", json_column(), nullable=False),
+    sa.Column("late_run_policy", sa.String(16), nullable=False),
+    sa.Column("max_lateness_seconds", sa.Float, nullable=True),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("updated", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("flow_name", "name"),
+)
+
+worker = sa.Table(
+    "worker",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("work_pool_name", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("limit", sa.Integer, nullable=True),
+    sa.Column("last_heartbeat", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("work_pool_name", "name"),
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,6 +41,9 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(timezone.utc)
 
 
+_ZERO = timedelta(0)
+
+
 def sqlite_datetime_text(value: datetime | None) -> str | None:
     """How a UTCDateTime is stored on SQLite: UTC text "YYYY-MM-DD HH:MM:SS.ffffff".
 
@@ -51,7 +54,10 @@ def sqlite_datetime_text(value: datetime | None) -> str | None:
     """
     if value is None:
         return None
-    if value.tzinfo is not timezone.utc:
+    # A zero offset needs no conversion, whatever tzinfo says so: the server's datetimes,
+    # parsed from JSON "...Z", carry pydantic's own UTC tzinfo, and converting each of them
+    # cost the server more than formatting. (A naive datetime's offset is None.)
+    if value.tzinfo is not timezone.utc and value.utcoffset() != _ZERO:
         value = _as_utc(value)
     # %-formatting, not an f-string: with seven format specs it is almost twice as fast.
     return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031

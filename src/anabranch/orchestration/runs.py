@@ -1,28 +1,45 @@
 """Record batches of runs, states and logs, and read them back as schema objects.
 
 ``apply_batch`` is the hot path (every task run of every flow goes through it), so it
-writes with one executemany per statement kind and never builds ORM objects. On SQLite it
-goes further and builds the driver's rows itself (see "SQLite writer" below).
+never builds ORM objects, nor even lets SQLAlchemy convert each value: the SQLite writer
+(``_sqlite_batches``) builds the driver's rows itself and the PostgreSQL writer
+(``_postgresql_batches``) sends each statement's rows as one JSON document. The plain
+SQLAlchemy statements here are the reference both are tested against; the guard all three
+upsert under, with the state rule, is in ``_batch_rules``.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
 from anabranch import _clock
-from anabranch.database.models import flow_run, log, run_state, task_run
-from anabranch.database.types import sqlite_datetime_text
+from anabranch.database.models import (
+    DEPLOYMENT_RUN_COLUMNS,
+    flow_run,
+    log,
+    run_state,
+    task_run,
+)
 from anabranch.exceptions import AnabranchError, ObjectNotFound
+from anabranch.orchestration._batch_rules import (
+    STATE_COLUMNS,
+    Refusal,
+    Run,
+    latest,
+    not_refused,
+    refusals,
+    state_guard_sql,
+)
+from anabranch.orchestration._postgresql_batches import apply_batch_postgresql
+from anabranch.orchestration._sqlite_batches import apply_batch_sqlite
 from anabranch.schemas import (
     FlowRun,
     LogRecord,
@@ -37,31 +54,27 @@ _INSERTS: dict[str, Callable[[sa.Table], Any]] = {
     "sqlite": sqlite.insert,
     "postgresql": postgresql.insert,
 }
-# A run row's current state; also the order of the SQLite writer's state values.
-_STATE_COLUMNS = (
-    "state_id",
-    "state_type",
-    "state_name",
-    "state_message",
-    "state_timestamp",
-    "result_ref",
-)
-
-_Run = TypeVar("_Run", FlowRun, TaskRun)
 
 
-def apply_batch(conn: Connection, batch: RecordBatch) -> None:
+def apply_batch(conn: Connection, batch: RecordBatch) -> list[Refusal]:
     """Upsert the batch's run snapshots, add its new state transitions, append its log lines.
 
-    Re-applying a batch changes no run and no state. A snapshot whose ``state`` is None
-    keeps the stored state; one whose state is older than the stored one changes nothing,
-    because writers in several processes may deliver snapshots out of order.
+    Re-applying a batch changes no run, no state and no log line. A snapshot whose ``state``
+    is None keeps the stored state; one whose state is older than the stored one changes
+    nothing, because writers in several processes may deliver snapshots out of order.
+
+    A newer snapshot whose state breaks the state rule (``transitions.refusal``: a final run
+    stays final, a Cancelling run may only become Cancelled) is not applied, nor are the
+    batch's state records of that run; everything else in the batch is. Returns those runs
+    with the rule each broke. Re-sending the stored state itself (same state id) is no
+    refusal.
     """
     now = _clock.now()
     if conn.dialect.name == "sqlite":
-        _apply_batch_sqlite(conn, batch, now)
-    else:
-        _apply_batch_sqlalchemy(conn, batch, now)
+        return apply_batch_sqlite(conn, batch, now)
+    if conn.dialect.name == "postgresql":
+        return apply_batch_postgresql(conn, batch, now)
+    return _apply_batch_sqlalchemy(conn, batch, now)
 
 
 def read_flow_run(conn: Connection, flow_run_id: uuid.UUID) -> FlowRun:
@@ -83,9 +96,28 @@ def read_flow_runs(
     state_names: Sequence[str] | None = None,
     flow_name: str | None = None,
     parent_flow_run_id: uuid.UUID | None = None,
+    tags: Sequence[str] | None = None,
+    started_after: datetime | None = None,
+    started_before: datetime | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> list[FlowRun]:
-    """Flow runs, newest first; state names match case-insensitively."""
+    """Flow runs, newest first; state names match case-insensitively, ``tags`` keeps the
+    runs that have every one of them, and the time bounds (timezone-aware; ValueError
+    naming the bound otherwise) include their ends. A run that has not started yet matches
+    no start bound."""
     query = sa.select(flow_run)
+    bounds = (
+        ("started_after", started_after, flow_run.c.start_time.__ge__),
+        ("started_before", started_before, flow_run.c.start_time.__le__),
+        ("created_after", created_after, flow_run.c.created.__ge__),
+        ("created_before", created_before, flow_run.c.created.__le__),
+    )
+    for name, bound, compare in bounds:
+        if bound is not None:
+            query = query.where(compare(_clock.require_aware(bound, name)))
+    if tags:
+        query = query.where(*_having_tags(conn.dialect.name, tags))
     if state_types:
         query = query.where(flow_run.c.state_type.in_([StateType(t).value for t in state_types]))
     if state_names:
@@ -98,6 +130,20 @@ def read_flow_runs(
     query = query.order_by(flow_run.c.created.desc(), flow_run.c.id.desc())
     query = query.limit(limit).offset(offset)
     return [_flow_run(row) for row in conn.execute(query).mappings()]
+
+
+def _having_tags(dialect: str, tags: Sequence[str]) -> list[sa.ColumnElement[bool]]:
+    """Conditions keeping the flow runs whose JSON ``tags`` list holds every one of ``tags``:
+    JSONB containment on PostgreSQL (one condition), one json_each() lookup per tag on
+    SQLite."""
+    wanted = list(dict.fromkeys(tags))
+    if dialect == "postgresql":
+        return [sa.type_coerce(flow_run.c.tags, postgresql.JSONB).contains(wanted)]
+    conditions: list[sa.ColumnElement[bool]] = []
+    for tag in wanted:
+        element = sa.func.json_each(flow_run.c.tags).table_valued("value")
+        conditions.append(sa.exists().select_from(element).where(element.c.value == tag))
+    return conditions
 
 
 def read_task_run(conn: Connection, task_run_id: uuid.UUID) -> TaskRun:
@@ -160,6 +206,7 @@ def read_logs(
         query = query.where(log.c.task_run_id == task_run_id)
     return [
         LogRecord(
+            id=row["record_id"] or _legacy_log_id(row["id"]),
             flow_run_id=row["flow_run_id"],
             task_run_id=row["task_run_id"],
             name=row["name"],
@@ -171,47 +218,60 @@ def read_logs(
     ]
 
 
-def _apply_batch_sqlalchemy(conn: Connection, batch: RecordBatch, now: datetime) -> None:
-    """apply_batch on PostgreSQL: SQLAlchemy statements whose column types convert each value.
-
-    On SQLite it writes the very rows _apply_batch_sqlite writes (a test holds them to it).
+def _apply_batch_sqlalchemy(
+    conn: Connection, batch: RecordBatch, now: datetime
+) -> list[Refusal]:
+    """apply_batch as SQLAlchemy statements whose column types convert each value: the
+    reference the SQLite and PostgreSQL writers must store exactly as (a test holds them to
+    it), and the path any other database would take (and be refused by _dialect_insert).
     """
     dialect = conn.dialect.name
-    _upsert_runs(conn, dialect, flow_run, [_flow_run_row(r, now) for r in _latest(batch.flow_runs)])
-    _upsert_runs(conn, dialect, task_run, [_task_run_row(r, now) for r in _latest(batch.task_runs)])
-    if batch.states:
-        conn.execute(_insert_new_states(dialect), [_state_row(s) for s in batch.states])
+    refused = _upsert_runs(conn, dialect, flow_run, latest(batch.flow_runs), _flow_run_row, now)
+    refused += _upsert_runs(conn, dialect, task_run, latest(batch.task_runs), _task_run_row, now)
+    states = not_refused(batch.states, refused)
+    if states:
+        conn.execute(_insert_new_states(dialect), [_state_row(s) for s in states])
     if batch.logs:
-        conn.execute(sa.insert(log), [_log_row(r) for r in batch.logs])
+        conn.execute(_insert_new_logs(dialect), [_log_row(r) for r in batch.logs])
+    return refused
 
 
-def _latest(runs: Iterable[_Run]) -> Iterable[_Run]:
-    # One row per id, the last snapshot winning: a multi-row upsert may touch a row once only.
-    return {run.id: run for run in runs}.values()
-
-
-def _upsert_runs(conn: Connection, dialect: str, table: sa.Table, rows: list[dict]) -> None:
+def _upsert_runs(
+    conn: Connection,
+    dialect: str,
+    table: sa.Table,
+    runs: list[Run],
+    to_row: Callable[[Run, datetime], dict[str, Any]],
+    now: datetime,
+) -> list[Refusal]:
     # executemany needs the same keys in every row, and a snapshot without a state must not
     # clear the stored one, so the two kinds go in two statements.
-    with_state = [row for row in rows if "state_id" in row]
-    without_state = [row for row in rows if "state_id" not in row]
+    with_state = [to_row(run, now) for run in runs if run.state is not None]
+    without_state = [to_row(run, now) for run in runs if run.state is None]
+    refused: list[Refusal] = []
     if with_state:
-        conn.execute(_upsert(dialect, table, with_state=True), with_state)
+        # Every row inserts or updates one row, unless the WHERE guard kept it out.
+        # (preserve_rowcount: without it psycopg's executemany reports -1.)
+        changed = conn.execute(
+            _upsert(dialect, table, with_state=True),
+            with_state,
+            execution_options={"preserve_rowcount": True},
+        ).rowcount
+        if changed != len(with_state):
+            refused = refusals(conn, table, [run for run in runs if run.state is not None])
     if without_state:
         conn.execute(_upsert(dialect, table, with_state=False), without_state)
+    return refused
 
 
 @functools.cache
 def _upsert(dialect: str, table: sa.Table, *, with_state: bool) -> sa.Insert:
     stmt = _dialect_insert(dialect, table)
-    skip = {"id", "created"} if with_state else {"id", "created", *_STATE_COLUMNS}
+    skip = {"id", "created", *DEPLOYMENT_RUN_COLUMNS}
+    if not with_state:
+        skip.update(STATE_COLUMNS)
     excluded = stmt.excluded
-    where = None
-    if with_state:
-        where = sa.or_(
-            table.c.state_timestamp.is_(None),
-            excluded.state_timestamp >= table.c.state_timestamp,
-        )
+    where = sa.text(state_guard_sql(table.name)) if with_state else None
     return stmt.on_conflict_do_update(
         index_elements=[table.c.id],
         set_={column.name: excluded[column.name] for column in table.c if column.name not in skip},
@@ -222,6 +282,17 @@ def _upsert(dialect: str, table: sa.Table, *, with_state: bool) -> sa.Insert:
 @functools.cache
 def _insert_new_states(dialect: str) -> sa.Insert:
     return _dialect_insert(dialect, run_state).on_conflict_do_nothing(index_elements=["id"])
+
+
+@functools.cache
+def _insert_new_logs(dialect: str) -> sa.Insert:
+    return _dialect_insert(dialect, log).on_conflict_do_nothing(index_elements=["record_id"])
+
+
+def _legacy_log_id(row_id: int) -> uuid.UUID:
+    """An id for a log line stored before lines had one (NULL record_id): stable, derived
+    from its row number, and never a UUIDv7 a writer could make."""
+    return uuid.UUID(int=row_id)
 
 
 def _dialect_insert(dialect: str, table: sa.Table) -> Any:
@@ -291,6 +362,7 @@ def _state_row(record: StateRecord) -> dict[str, Any]:
 
 def _log_row(record: LogRecord) -> dict[str, Any]:
     return {
+        "record_id": record.id,
         "flow_run_id": record.flow_run_id,
         "task_run_id": record.task_run_id,
         "name": record.name,
@@ -298,208 +370,6 @@ def _log_row(record: LogRecord) -> dict[str, Any]:
         "message": record.message,
         "timestamp": record.timestamp,
     }
-
-
-# SQLite writer
-#
-# SQLAlchemy's executemany passes every value through its column type's bind processor
-# (Uuid, UTCDateTime, JSON); for 1,000 task runs and 3,000 states that took 44 ms, of which
-# the driver's own executemany was 12. The writer runs on a thread of the user's process,
-# where its CPU time is taken from the user's flow (the GIL), so on SQLite the rows are
-# built here, already in the text SQLAlchemy stores, and handed to the driver's executemany
-# (25 ms in all). Reads go through the tables' types as before, so they return the same
-# objects:
-#
-#   Uuid         32 lowercase hex digits (uuid.hex), as sa.Uuid stores it without native UUIDs
-#   UTCDateTime  sqlite_datetime_text, which is UTCDateTime's own SQLite bind processor
-#   JSON         the engine's JSON serializer, which is what sa.JSON calls; a None result_ref
-#                is SQL NULL (none_as_null), None parameters or tags would be 'null'
-
-
-# The columns of a run row, in the order the SQLite writer's rows hold them: the ones every
-# run has, then the flow or task run's own, then (for a snapshot with a state) _STATE_COLUMNS.
-_RUN_COLUMNS = (
-    "id",
-    "name",
-    "parameters",
-    "tags",
-    "run_count",
-    "start_time",
-    "end_time",
-    "created",
-    "updated",
-)
-_FLOW_RUN_COLUMNS = (
-    "flow_name", "flow_version", "parent_flow_run_id", "parent_task_run_id", "heartbeat"
-)
-_TASK_RUN_COLUMNS = ("task_key", "flow_run_id", "cache_key")
-
-
-def _apply_batch_sqlite(conn: Connection, batch: RecordBatch, now: datetime) -> None:
-    """apply_batch on SQLite: the same statements and semantics, rows built in storage form."""
-    dumps = conn.dialect._json_serializer or json.dumps
-    updated = sqlite_datetime_text(now)
-    _sqlite_upsert_runs(
-        conn, "flow_run", _FLOW_RUN_COLUMNS, _latest(batch.flow_runs), _flow_run_own, dumps, updated
-    )
-    _sqlite_upsert_runs(
-        conn, "task_run", _TASK_RUN_COLUMNS, _latest(batch.task_runs), _task_run_own, dumps, updated
-    )
-    _sqlite_insert_new_states(conn, batch.states, dumps)
-    _sqlite_insert_logs(conn, batch.logs)
-
-
-def _sqlite_upsert_runs(
-    conn: Connection,
-    table: str,
-    own_columns: tuple[str, ...],
-    runs: Iterable[_Run],
-    own_values: Callable[[_Run], tuple[Any, ...]],
-    dumps: Callable[[Any], str],
-    updated: str | None,
-) -> None:
-    """Upsert run snapshots; rows hold _RUN_COLUMNS, then ``own_columns``, then the state.
-
-    As on the SQLAlchemy path, snapshots with and without a state go in two statements: one
-    without a state must not clear the stored state, so its row has no state columns.
-    """
-    with_state_sql = _sqlite_upsert_sql(table, own_columns, with_state=True)
-    without_state_sql = _sqlite_upsert_sql(table, own_columns, with_state=False)
-    with_state: list[tuple[Any, ...]] = []
-    without_state: list[tuple[Any, ...]] = []
-    with _as_statement_error(with_state_sql):
-        for run in runs:
-            row = (
-                run.id.hex,
-                run.name,
-                dumps(run.parameters),
-                dumps(run.tags),
-                run.run_count,
-                sqlite_datetime_text(run.start_time),
-                sqlite_datetime_text(run.end_time),
-                sqlite_datetime_text(run.created),
-                updated,
-            ) + own_values(run)
-            state = run.state
-            if state is None:
-                without_state.append(row)
-            else:
-                with_state.append(row + _sqlite_state_values(state, dumps))
-    if with_state:
-        conn.exec_driver_sql(with_state_sql, with_state)
-    if without_state:
-        conn.exec_driver_sql(without_state_sql, without_state)
-
-
-@functools.cache
-def _sqlite_upsert_sql(table: str, own_columns: tuple[str, ...], *, with_state: bool) -> str:
-    """The SQLAlchemy path's upsert (see _upsert) as SQLite text.
-
-    The WHERE clause is what keeps a newer stored state: writers in several processes may
-    deliver snapshots out of order, and an older one then changes nothing. Timestamps are
-    fixed-width UTC text, so comparing the text compares the instants.
-    """
-    columns = _RUN_COLUMNS + own_columns + (_STATE_COLUMNS if with_state else ())
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in ("id", "created"))
-    sql = f"{_sqlite_insert_sql(table, columns)} ON CONFLICT (id) DO UPDATE SET {updates}"
-    if with_state:
-        sql += (
-            f" WHERE {table}.state_timestamp IS NULL"
-            f" OR excluded.state_timestamp >= {table}.state_timestamp"
-        )
-    return sql
-
-
-def _flow_run_own(run: FlowRun) -> tuple[Any, ...]:
-    """A flow run's own columns (_FLOW_RUN_COLUMNS), in SQLite storage form."""
-    return (
-        run.flow_name,
-        run.flow_version,
-        _hex(run.parent_flow_run_id),
-        _hex(run.parent_task_run_id),
-        sqlite_datetime_text(run.heartbeat),
-    )
-
-
-def _task_run_own(run: TaskRun) -> tuple[Any, ...]:
-    """A task run's own columns (_TASK_RUN_COLUMNS), in SQLite storage form."""
-    return (run.task_key, _hex(run.flow_run_id), run.cache_key)
-
-
-def _sqlite_state_values(state: State, dumps: Callable[[Any], str]) -> tuple[Any, ...]:
-    """A state as the six values of _STATE_COLUMNS, in SQLite storage form.
-
-    The same six, with the run id appended, make a run_state row (_SQLITE_STATE_COLUMNS).
-    """
-    ref = state.result_ref
-    return (
-        state.id.hex,
-        state.type.value,
-        state.name,
-        state.message,
-        sqlite_datetime_text(state.timestamp),
-        None if ref is None else dumps(ref),
-    )
-
-
-def _sqlite_insert_new_states(
-    conn: Connection, records: Sequence[StateRecord], dumps: Callable[[Any], str]
-) -> None:
-    """Add state transitions; one whose id is stored already is skipped, so re-sending a
-    batch (a retried write) adds nothing."""
-    if not records:
-        return
-    with _as_statement_error(_SQLITE_INSERT_STATE):
-        rows = [_sqlite_state_values(r.state, dumps) + (r.run_id.hex,) for r in records]
-    conn.exec_driver_sql(_SQLITE_INSERT_STATE, rows)
-
-
-def _sqlite_insert_logs(conn: Connection, records: Sequence[LogRecord]) -> None:
-    """Append log lines (they have no id of their own: the table numbers them)."""
-    if not records:
-        return
-    with _as_statement_error(_SQLITE_INSERT_LOG):
-        rows = [
-            (
-                _hex(r.flow_run_id),
-                _hex(r.task_run_id),
-                r.name,
-                r.level,
-                r.message,
-                sqlite_datetime_text(r.timestamp),
-            )
-            for r in records
-        ]
-    conn.exec_driver_sql(_SQLITE_INSERT_LOG, rows)
-
-
-def _sqlite_insert_sql(table: str, columns: tuple[str, ...]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-
-
-# A run_state row is a state's _STATE_COLUMNS values plus its run id, in this order.
-_SQLITE_STATE_COLUMNS = ("id", "type", "name", "message", "timestamp", "result_ref", "run_id")
-_SQLITE_INSERT_STATE = (
-    _sqlite_insert_sql("run_state", _SQLITE_STATE_COLUMNS) + " ON CONFLICT (id) DO NOTHING"
-)
-_SQLITE_LOG_COLUMNS = ("flow_run_id", "task_run_id", "name", "level", "message", "timestamp")
-_SQLITE_INSERT_LOG = _sqlite_insert_sql("log", _SQLITE_LOG_COLUMNS)
-
-
-def _hex(value: uuid.UUID | None) -> str | None:
-    return None if value is None else value.hex
-
-
-@contextmanager
-def _as_statement_error(sql: str) -> Iterator[None]:
-    """Raise what SQLAlchemy raised when one of its bind processors refused a value (a naive
-    datetime, something the JSON serializer can not write): a StatementError naming the
-    statement, with the original error as ``orig``."""
-    try:
-        yield
-    except Exception as exc:
-        message = f"({type(exc).__module__}.{type(exc).__name__}) {exc}"
-        raise sa.exc.StatementError(message, sql, None, exc) from exc
 
 
 def _run_fields(row: RowMapping) -> dict[str, Any]:
@@ -534,6 +404,7 @@ def _flow_run(row: RowMapping) -> FlowRun:
         parent_flow_run_id=row["parent_flow_run_id"],
         parent_task_run_id=row["parent_task_run_id"],
         heartbeat=row["heartbeat"],
+        **{column: row[column] for column in DEPLOYMENT_RUN_COLUMNS},
     )
 
 

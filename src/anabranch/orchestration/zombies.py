@@ -10,27 +10,30 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from anabranch._ids import new_id
 from anabranch.database.models import (
     concurrency_lease,
     concurrency_lease_slot,
     flow_run,
-    run_state,
     task_run,
 )
+from anabranch.orchestration.run_states import set_state
 from anabranch.schemas import StateType
 
 _UNFINISHED = (StateType.RUNNING.value, StateType.PENDING.value, StateType.SCHEDULED.value)
+# Flow runs that heartbeat: running ones, and ones a worker took (Pending, Cancelling).
+_HEARTBEATING = (StateType.RUNNING.value, StateType.PENDING.value, StateType.CANCELLING.value)
 
 
 def crash_zombies(conn: Connection, *, now: datetime, silent_for: float) -> list[uuid.UUID]:
-    """Crash every Running flow run with no heartbeat for ``silent_for`` seconds; returns
-    their ids. Safe to run in several server replicas at once (each row changes once)."""
+    """Crash every Running (or worker-held Pending or Cancelling) flow run with no heartbeat
+    for ``silent_for`` seconds; returns their ids. Safe to run in several server replicas
+    at once (each row changes once)."""
     cutoff = now - timedelta(seconds=silent_for)
+    _requeue_never_started(conn, now=now, cutoff=cutoff)
     zombies = list(
         conn.execute(
             sa.select(flow_run.c.id, flow_run.c.heartbeat).where(
-                flow_run.c.state_type == StateType.RUNNING.value,
+                flow_run.c.state_type.in_(_HEARTBEATING),
                 flow_run.c.heartbeat.is_not(None),
                 flow_run.c.heartbeat < cutoff,
             )
@@ -42,7 +45,7 @@ def crash_zombies(conn: Connection, *, now: datetime, silent_for: float) -> list
             f"No heartbeat since {heartbeat.isoformat(timespec='seconds')}: the process "
             "running this flow run stopped (killed, out of memory, or its machine was lost)."
         )
-        if _crash(conn, flow_run, zombie_id, message, now, only_running=True):
+        if _crash(conn, flow_run, zombie_id, message, now, only_heartbeating=True):
             crashed.append(zombie_id)
             tasks = conn.execute(
                 sa.select(task_run.c.id).where(
@@ -52,8 +55,29 @@ def crash_zombies(conn: Connection, *, now: datetime, silent_for: float) -> list
             task_ids = list(tasks)
             for task_id in task_ids:
                 _crash(conn, task_run, task_id, "Its flow run crashed: " + message, now)
-            _free_slots(conn, [zombie_id, *task_ids])
+            free_slots(conn, [zombie_id, *task_ids])
     return crashed
+
+
+def _requeue_never_started(conn: Connection, *, now: datetime, cutoff: datetime) -> None:
+    """A run handed to a worker that went silent before its process ever started the run
+    (the worker was killed, or the answer to its poll was lost) goes back to the queue for
+    another worker, rather than being Crashed: nothing of it ever ran."""
+    lost = conn.execute(
+        sa.select(flow_run.c.id, flow_run.c.worker_name).where(
+            flow_run.c.state_type == StateType.PENDING.value,
+            flow_run.c.worker_name.is_not(None),
+            flow_run.c.run_count == 0,
+            flow_run.c.heartbeat < cutoff,
+        )
+    ).all()
+    for run_id, worker_name in lost:
+        set_state(
+            conn, flow_run, run_id, StateType.SCHEDULED, "Scheduled",
+            f"Back in the queue: worker {worker_name!r} went silent before starting it.",
+            now=now, only_from=[StateType.PENDING], where=[flow_run.c.run_count == 0],
+            worker_name=None, heartbeat=None,
+        )
 
 
 def _crash(
@@ -62,39 +86,15 @@ def _crash(
     run_id: uuid.UUID,
     message: str,
     now: datetime,
-    only_running: bool = False,
+    only_heartbeating: bool = False,
 ) -> bool:
-    state_id = new_id()
-    condition = table.c.state_type == StateType.RUNNING.value if only_running else sa.true()
-    updated = conn.execute(
-        sa.update(table)
-        .where(table.c.id == run_id, condition)
-        .values(
-            state_id=state_id,
-            state_type=StateType.CRASHED.value,
-            state_name="Crashed",
-            state_message=message,
-            state_timestamp=now,
-            end_time=now,
-            updated=now,
-        )
-    ).rowcount
-    if updated:
-        conn.execute(
-            sa.insert(run_state).values(
-                id=state_id,
-                run_id=run_id,
-                type=StateType.CRASHED.value,
-                name="Crashed",
-                message=message,
-                timestamp=now,
-                result_ref=None,
-            )
-        )
-    return bool(updated)
+    only_from = [StateType(t) for t in _HEARTBEATING] if only_heartbeating else None
+    return set_state(
+        conn, table, run_id, StateType.CRASHED, "Crashed", message, now=now, only_from=only_from
+    )
 
 
-def _free_slots(conn: Connection, run_ids: list[uuid.UUID]) -> None:
+def free_slots(conn: Connection, run_ids: list[uuid.UUID]) -> None:
     leases = list(
         conn.execute(
             sa.select(concurrency_lease.c.id).where(concurrency_lease.c.run_id.in_(run_ids))

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from anabranch import _clock
 from anabranch._ids import new_id
+from anabranch.exceptions import MissingResult
 from anabranch.schemas.states import State
 
 # Validators are built on first validation, not at import: the engine constructs these
@@ -46,6 +47,22 @@ class FlowRun(_Run):
     parent_flow_run_id: uuid.UUID | None = None
     parent_task_run_id: uuid.UUID | None = None
     heartbeat: datetime | None = None
+    # Set for runs of a deployment; the engine's snapshots never change them.
+    deployment_id: uuid.UUID | None = None
+    work_pool_name: str | None = None
+    work_queue_name: str | None = None
+    expected_start_time: datetime | None = None
+    idempotency_key: str | None = None
+    job_variables: dict[str, Any] | None = None
+    worker_name: str | None = None
+    infrastructure_pid: int | None = None
+
+    def result(self, raise_on_failure: bool = True) -> Any:
+        """The run's return value, loaded from result storage in any process; raises the
+        run's error if it failed (or returns it, with ``raise_on_failure=False``)."""
+        if self.state is None:
+            raise MissingResult(f"Flow run {self.name!r} has no state yet.")
+        return self.state.result(raise_on_failure=raise_on_failure)
 
 
 class TaskRun(_Run):
@@ -57,10 +74,11 @@ class TaskRun(_Run):
 
 
 class LogRecord(BaseModel):
-    """One log line of a run."""
+    """One log line of a run; its ``id`` lets a batch sent twice store the line once."""
 
     model_config = _LAZY
 
+    id: uuid.UUID = Field(default_factory=new_id)
     flow_run_id: uuid.UUID | None = None
     task_run_id: uuid.UUID | None = None
     name: str

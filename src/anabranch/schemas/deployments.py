@@ -1,0 +1,190 @@
+"""Deployments, their schedules, work pools, work queues and workers."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from anabranch import _clock
+from anabranch._ids import new_id
+from anabranch.schemas.runs import FlowRun
+
+_LAZY = ConfigDict(defer_build=True)
+
+
+class Schedule(BaseModel):
+    """When a deployment runs on its own: a cron expression in a timezone, or an interval
+    in seconds counted from ``anchor_date``."""
+
+    model_config = _LAZY
+
+    cron: str | None = None
+    interval: float | None = Field(default=None, gt=0)
+    timezone: str = "UTC"
+    anchor_date: datetime | None = None
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Schedule:
+        if (self.cron is None) == (self.interval is None):
+            raise ValueError("a schedule has either `cron` or `interval` (seconds), not both")
+        return self
+
+
+class LateRunPolicy(str, enum.Enum):
+    """What happens to scheduled runs that could not start on time (after an outage, say)."""
+
+    RUN = "run"  # run every one of them, oldest first
+    SKIP = "skip"  # cancel the ones later than max_lateness_seconds
+    LATEST = "latest"  # run only the newest late run, cancel the rest
+
+
+class WorkPool(BaseModel):
+    """Where deployed runs wait for a worker; ``concurrency_limit`` caps its running runs."""
+
+    model_config = _LAZY
+
+    id: uuid.UUID = Field(default_factory=new_id)
+    name: str
+    type: str = "process"
+    description: str | None = None
+    concurrency_limit: int | None = Field(default=None, ge=0)
+    paused: bool = False
+    created: datetime = Field(default_factory=_clock.now)
+    # Filled in on reads.
+    active_runs: int = 0
+    online_workers: int = 0
+
+
+class WorkQueue(BaseModel):
+    """A lane of a work pool; lower ``priority`` numbers are served first."""
+
+    model_config = _LAZY
+
+    id: uuid.UUID = Field(default_factory=new_id)
+    name: str
+    work_pool_name: str
+    priority: int = Field(default=1, ge=1)
+    concurrency_limit: int | None = Field(default=None, ge=0)
+    paused: bool = False
+    description: str | None = None
+    created: datetime = Field(default_factory=_clock.now)
+    active_runs: int = 0
+
+
+class Deployment(BaseModel):
+    """A flow entrypoint stored with everything needed to run it elsewhere.
+
+    ``work_pool_name`` None means the deployment is served by ``flow.serve()`` rather than
+    by workers. ``parameter_schema`` is the flow signature's JSON schema, so parameters are
+    checked when a run is created, long before a worker imports the flow.
+    """
+
+    model_config = _LAZY
+
+    id: uuid.UUID = Field(default_factory=new_id)
+    name: str
+    flow_name: str
+    entrypoint: str
+    description: str | None = None
+    version: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameter_schema: dict[str, Any] | None = None
+    work_pool_name: str | None = None
+    work_queue_name: str | None = None
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+    concurrency_limit: int | None = Field(default=None, ge=0)
+    schedules: list[Schedule] = Field(default_factory=list)
+    late_run_policy: LateRunPolicy = LateRunPolicy.RUN
+    max_lateness_seconds: float | None = Field(default=None, ge=0)
+    paused: bool = False
+    created: datetime = Field(default_factory=_clock.now)
+    updated: datetime = Field(default_factory=_clock.now)
+
+    @property
+    def full_name(self) -> str:
+        """How users address it: ``"flow-name/deployment-name"``."""
+        return f"{self.flow_name}/{self.name}"
+
+
+def split_full_name(full_name: str) -> tuple[str, str]:
+    """``"flow-name/deployment-name"`` as (flow name, deployment name); ValueError naming the
+    expected form otherwise."""
+    flow_name, slash, name = full_name.partition("/")
+    if not slash or not flow_name or not name:
+        raise ValueError(
+            f"{full_name!r} is not a deployment name; address a deployment as "
+            "'flow-name/deployment-name' (see `anabranch deployment ls`)."
+        )
+    return flow_name, name
+
+
+class DeploymentRunRequest(BaseModel):
+    """Everything a caller may set on a run of a deployment; the rest comes from it."""
+
+    model_config = _LAZY
+
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    scheduled_time: datetime | None = None
+    flow_run_name: str | None = None
+    tags: list[str] | None = None
+    idempotency_key: str | None = None
+    work_queue_name: str | None = None
+    job_variables: dict[str, Any] | None = None
+    parent_flow_run_id: uuid.UUID | None = None
+    parent_task_run_id: uuid.UUID | None = None
+
+
+class Worker(BaseModel):
+    """A worker process as last heard of; ``online`` while its heartbeat is fresh."""
+
+    model_config = _LAZY
+
+    name: str
+    work_pool_name: str
+    limit: int | None = None
+    last_heartbeat: datetime
+    online: bool = True
+
+
+class WorkerPoll(BaseModel):
+    """A worker asking for runs: up to ``limit`` runs that can start now, waiting at most
+    ``wait`` seconds for one to appear. ``running`` lists the runs its processes still run,
+    so they keep their heartbeat while the worker lives."""
+
+    model_config = _LAZY
+
+    worker_name: str
+    work_queue_names: list[str] = Field(default_factory=list)
+    deployment_ids: list[uuid.UUID] = Field(default_factory=list)
+    limit: int = Field(default=1, ge=0)
+    worker_limit: int | None = None
+    wait: float = Field(default=0.0, ge=0, le=60)
+    running: list[uuid.UUID] = Field(default_factory=list)
+    # Runs it was handed but will not start (it was stopping): back to the queue.
+    returned: list[uuid.UUID] = Field(default_factory=list)
+
+
+class DispatchedRun(BaseModel):
+    """A run handed to a worker (now Pending and counted against every limit), with its
+    deployment; ``job_variables`` are the deployment's overlaid by the run's own."""
+
+    model_config = _LAZY
+
+    flow_run: FlowRun
+    deployment: Deployment
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkerPollAnswer(BaseModel):
+    """Runs to start, and runs of this worker that were asked to cancel."""
+
+    model_config = _LAZY
+
+    runs: list[DispatchedRun] = Field(default_factory=list)
+    cancelling: list[uuid.UUID] = Field(default_factory=list)

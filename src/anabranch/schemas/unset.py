@@ -1,0 +1,15 @@
+"""UNSET: "not given", where None is a value (``concurrency_limit=None`` clears a limit)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset.UNSET
