@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -12,10 +13,12 @@ from anabranch.exceptions import (
     AnabranchError,
     ConcurrencySlotError,
     InvalidConcurrencyLimit,
+    InvalidStateTransition,
     ObjectNotFound,
     UnknownConcurrencyLimit,
 )
-from anabranch.schemas import SlotRequest
+from anabranch.orchestration.transitions import refusal
+from anabranch.schemas import FlowRun, RecordBatch, SlotRequest, State, StateRecord, StateType
 from server_harness import Server
 
 
@@ -145,3 +148,72 @@ def test_the_client_raises_a_slot_error_for_a_refused_slot_request(client: HTTPC
         client.renew_concurrency_leases([], -1)
 
     assert isinstance(caught.value, ValueError)
+
+
+def test_a_time_bound_without_a_time_zone_is_a_400_naming_it(server: Server) -> None:
+    answer = httpx.get(f"{server.url}/flow_runs", params={"started_after": "2025-03-01T12:00:00"})
+
+    assert answer.status_code == 400
+    assert "started_after=2025-03-01T12:00:00 has no time zone" in answer.json()["detail"]
+
+
+def _completed_run_and_a_straggler() -> tuple[FlowRun, RecordBatch, FlowRun]:
+    """A Completed flow run, and a batch moving it back to Running along with another run."""
+    t0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+    done = FlowRun(name=f"done-{uuid.uuid4().hex[:6]}", flow_name="etl", created=t0)
+    done.state = State(type=StateType.COMPLETED, name="Completed", timestamp=t0)
+    straggler = done.model_copy()
+    straggler.state = State(
+        type=StateType.RUNNING, name="Running", timestamp=t0 + timedelta(seconds=1)
+    )
+    other = FlowRun(name=f"other-{uuid.uuid4().hex[:6]}", flow_name="etl", created=t0)
+    other.state = State(type=StateType.RUNNING, name="Running", timestamp=t0)
+    batch = RecordBatch(
+        flow_runs=[straggler, other],
+        states=[
+            StateRecord(run_id=done.id, state=straggler.state),
+            StateRecord(run_id=other.id, state=other.state),
+        ],
+    )
+    return done, batch, other
+
+
+def test_a_final_run_moved_back_is_a_409_naming_the_rule_and_the_rest_is_stored(
+    server: Server, client: HTTPClient
+) -> None:
+    done, batch, other = _completed_run_and_a_straggler()
+    client.write_batch(RecordBatch(flow_runs=[done]))
+
+    answer = post(
+        server,
+        "batches",
+        content=batch.model_dump_json(),
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert answer.status_code == 409
+    body = answer.json()
+    assert "final states are final" in body["detail"]
+    assert str(done.id) in body["detail"]
+    assert "The rest of the batch was stored" in body["detail"]
+    assert body["refused"] == [
+        {"run_id": str(done.id), "rule": refusal(StateType.COMPLETED, StateType.RUNNING)}
+    ]
+    assert client.read_flow_run(done.id).state == done.state
+    assert [r.state.type for r in client.read_states(done.id)] == []
+    assert client.read_flow_run(other.id).state == other.state
+
+
+def test_the_client_raises_invalid_state_transition_naming_the_runs(client: HTTPClient) -> None:
+    done, batch, other = _completed_run_and_a_straggler()
+    client.write_batch(RecordBatch(flow_runs=[done]))
+    before = client.statistics()["requests"]
+
+    with pytest.raises(InvalidStateTransition, match="final states are final") as caught:
+        client.write_batch(batch)
+
+    assert caught.value.refused == [(done.id, refusal(StateType.COMPLETED, StateType.RUNNING))]
+    assert isinstance(caught.value, ValueError)
+    assert client.statistics()["requests"] == before + 1  # a refusal is not retried
+    assert client.read_flow_run(done.id).state == done.state
+    assert client.read_flow_run(other.id).state == other.state

@@ -62,7 +62,7 @@ def test_a_server_that_is_down_fails_with_a_clear_message_within_the_retry_budge
     message = str(caught.value)
     assert url in message and "did not answer" in message
     assert "`anabranch server start`" in message
-    assert 8 <= elapsed <= RETRY_BUDGET + 5  # it retried, and gave up in time
+    assert elapsed <= RETRY_BUDGET + 5  # gave up in time (the statistics show it retried)
     assert client.statistics() == {"requests": 8, "retries": 7}
 
 

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from anabranch import _clock
+from anabranch.client._changes import changes as _changes
 from anabranch.database import get_engine, upgrade, write_transaction
-from anabranch.orchestration import concurrency, runs
+from anabranch.exceptions import InvalidStateTransition
+from anabranch.orchestration import (
+    concurrency,
+    deployments,
+    late_runs,
+    run_control,
+    runs,
+    schedules,
+    work_pools,
+)
 from anabranch.schemas import (
     ConcurrencyLimit,
     FlowRun,
@@ -20,6 +31,19 @@ from anabranch.schemas import (
     StateType,
     TaskRun,
 )
+from anabranch.schemas.deployments import (
+    Deployment,
+    DeploymentRunRequest,
+    Worker,
+    WorkerPoll,
+    WorkerPollAnswer,
+    WorkPool,
+    WorkQueue,
+)
+from anabranch.schemas.unset import UNSET
+
+# How often long waits (a worker's poll, run_deployment's wait) look at the database.
+_POLL_SECONDS = 0.05
 
 
 class EmbeddedClient:
@@ -41,7 +65,14 @@ class EmbeddedClient:
         if not batch:
             return
         with write_transaction(self.database_url) as conn:
-            runs.apply_batch(conn, batch)
+            refused = runs.apply_batch(conn, batch)
+        ended = [r.id for r in batch.flow_runs if r.state is not None and r.state.is_final()]
+        if ended:
+            # Waiters on these runs, and workers whose pool they free, look again now.
+            _changes.notify(ended)
+        if refused:
+            # Raised after the commit: the rest of the batch is stored.
+            raise InvalidStateTransition.of(refused)
 
     def read_flow_run(self, flow_run_id: uuid.UUID) -> FlowRun:
         with self._connect() as conn:
@@ -56,6 +87,11 @@ class EmbeddedClient:
         state_names: Sequence[str] | None = None,
         flow_name: str | None = None,
         parent_flow_run_id: uuid.UUID | None = None,
+        tags: Sequence[str] | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[FlowRun]:
         with self._connect() as conn:
             return runs.read_flow_runs(
@@ -66,6 +102,11 @@ class EmbeddedClient:
                 state_names=state_names,
                 flow_name=flow_name,
                 parent_flow_run_id=parent_flow_run_id,
+                tags=tags,
+                started_after=started_after,
+                started_before=started_before,
+                created_after=created_after,
+                created_before=created_before,
             )
 
     def read_task_runs(self, *, flow_run_id: uuid.UUID | None = None) -> list[TaskRun]:
@@ -158,6 +199,183 @@ class EmbeddedClient:
         with write_transaction(self.database_url) as conn:
             return concurrency.reap(conn, now=_clock.now())
 
+    # Deployments and their runs
+
+    def save_deployment(self, deployment: Deployment) -> Deployment:
+        with write_transaction(self.database_url) as conn:
+            return schedules.save_deployment(conn, deployment, now=_clock.now())
+
+    def read_deployment(self, deployment_id: uuid.UUID) -> Deployment:
+        with self._connect() as conn:
+            return deployments.read_deployment(conn, deployment_id)
+
+    def read_deployment_by_name(self, name: str) -> Deployment:
+        with self._connect() as conn:
+            return deployments.read_deployment_by_name(conn, name)
+
+    def read_deployments(
+        self, *, flow_name: str | None = None, work_pool_name: str | None = None
+    ) -> list[Deployment]:
+        with self._connect() as conn:
+            return deployments.read_deployments(
+                conn, flow_name=flow_name, work_pool_name=work_pool_name
+            )
+
+    def set_deployment_paused(self, deployment_id: uuid.UUID, paused: bool) -> Deployment:
+        with write_transaction(self.database_url) as conn:
+            return schedules.set_deployment_paused(conn, deployment_id, paused, now=_clock.now())
+
+    def delete_deployment(self, deployment_id: uuid.UUID) -> None:
+        with write_transaction(self.database_url) as conn:
+            deployments.delete_deployment(conn, deployment_id, now=_clock.now())
+
+    def create_flow_run_from_deployment(
+        self, deployment_id: uuid.UUID, request: DeploymentRunRequest | None = None
+    ) -> FlowRun:
+        with write_transaction(self.database_url) as conn:
+            run = deployments.create_deployment_run(
+                conn, deployment_id, request or DeploymentRunRequest(), now=_clock.now()
+            )
+        _changes.notify()
+        return run
+
+    def cancel_flow_run(
+        self, flow_run_id: uuid.UUID, *, descendants: bool = False
+    ) -> list[uuid.UUID]:
+        with write_transaction(self.database_url) as conn:
+            changed = run_control.cancel_flow_run(
+                conn, flow_run_id, descendants=descendants, now=_clock.now()
+            )
+        _changes.notify(changed)
+        return changed
+
+    def report_process_exit(self, flow_run_id: uuid.UUID, exit_code: int) -> None:
+        with write_transaction(self.database_url) as conn:
+            run_control.report_process_exit(conn, flow_run_id, exit_code, now=_clock.now())
+        _changes.notify([flow_run_id])
+
+    def wait_for_flow_run(self, flow_run_id: uuid.UUID, timeout: float) -> FlowRun:
+        deadline = _clock.monotonic() + timeout
+        while True:
+            run = self.read_flow_run(flow_run_id)
+            remaining = deadline - _clock.monotonic()
+            if (run.state is not None and run.state.is_final()) or remaining <= 0:
+                return run
+            _changes.wait(min(remaining, _POLL_SECONDS))
+
+    # Work pools, queues and workers
+
+    def create_work_pool(
+        self,
+        name: str,
+        *,
+        type: str = "process",
+        concurrency_limit: int | None = None,
+        description: str | None = None,
+    ) -> WorkPool:
+        with write_transaction(self.database_url) as conn:
+            return work_pools.create_work_pool(
+                conn, name, type=type, concurrency_limit=concurrency_limit,
+                description=description, now=_clock.now(),
+            )
+
+    def read_work_pool(self, name: str) -> WorkPool:
+        with self._connect() as conn:
+            return work_pools.read_work_pool(conn, name, now=_clock.now())
+
+    def read_work_pools(self) -> list[WorkPool]:
+        with self._connect() as conn:
+            return work_pools.read_work_pools(conn, now=_clock.now())
+
+    def update_work_pool(
+        self, name: str, *, concurrency_limit: Any = UNSET, paused: bool | None = None
+    ) -> WorkPool:
+        with write_transaction(self.database_url) as conn:
+            pool = work_pools.update_work_pool(
+                conn, name, concurrency_limit=concurrency_limit, paused=paused, now=_clock.now()
+            )
+        _changes.notify()
+        return pool
+
+    def delete_work_pool(self, name: str) -> None:
+        with write_transaction(self.database_url) as conn:
+            work_pools.delete_work_pool(conn, name)
+
+    def create_work_queue(
+        self,
+        name: str,
+        *,
+        work_pool_name: str,
+        priority: int | None = None,
+        concurrency_limit: int | None = None,
+        description: str | None = None,
+    ) -> WorkQueue:
+        with write_transaction(self.database_url) as conn:
+            return work_pools.create_work_queue(
+                conn, work_pool_name, name, priority=priority,
+                concurrency_limit=concurrency_limit, description=description, now=_clock.now(),
+            )
+
+    def read_work_queue(self, name: str, *, work_pool_name: str) -> WorkQueue:
+        with self._connect() as conn:
+            return work_pools.read_work_queue(conn, work_pool_name, name)
+
+    def read_work_queues(self, *, work_pool_name: str | None = None) -> list[WorkQueue]:
+        with self._connect() as conn:
+            return work_pools.read_work_queues(conn, work_pool_name)
+
+    def update_work_queue(
+        self,
+        name: str,
+        *,
+        work_pool_name: str,
+        concurrency_limit: Any = UNSET,
+        priority: int | None = None,
+        paused: bool | None = None,
+    ) -> WorkQueue:
+        with write_transaction(self.database_url) as conn:
+            queue = work_pools.update_work_queue(
+                conn, work_pool_name, name, concurrency_limit=concurrency_limit,
+                priority=priority, paused=paused, now=_clock.now(),
+            )
+        _changes.notify()
+        return queue
+
+    def delete_work_queue(self, name: str, *, work_pool_name: str) -> None:
+        with write_transaction(self.database_url) as conn:
+            work_pools.delete_work_queue(conn, work_pool_name, name)
+
+    def read_workers(self, work_pool_name: str) -> list[Worker]:
+        with self._connect() as conn:
+            return work_pools.read_workers(conn, work_pool_name, now=_clock.now())
+
+    def poll_work(self, work_pool_name: str | None, poll: WorkerPoll) -> WorkerPollAnswer:
+        deadline = _clock.monotonic() + poll.wait
+        while True:
+            answer = self.take_runs(work_pool_name, poll)
+            remaining = deadline - _clock.monotonic()
+            if answer.runs or answer.cancelling or remaining <= 0:
+                return answer
+            # Until something is due, look cheaply (a read) and often; a change made in
+            # this process wakes the wait at once.
+            while remaining > 0:
+                _changes.wait(min(remaining, _POLL_SECONDS))
+                if self.has_work(work_pool_name, poll):
+                    break
+                remaining = deadline - _clock.monotonic()
+            if remaining <= 0:
+                return answer
+
+    def take_runs(self, work_pool_name: str | None, poll: WorkerPoll) -> WorkerPollAnswer:
+        """One attempt of poll_work, without waiting (the server's long poll waits itself)."""
+        with write_transaction(self.database_url) as conn:
+            return work_pools.take_runs(conn, work_pool_name, poll, now=_clock.now())
+
+    def has_work(self, work_pool_name: str | None, poll: WorkerPoll) -> bool:
+        """Whether take_runs would find something now: a cheap read for long polls."""
+        with self._connect() as conn:
+            return work_pools.has_work(conn, work_pool_name, poll, now=_clock.now())
+
     def close(self) -> None:
         """Nothing to release: connections belong to the engine shared by the whole process."""
 
@@ -170,3 +388,29 @@ class EmbeddedClient:
     def _connect(self) -> Any:
         # Looked up per call rather than kept: after a fork, get_engine hands the child its own.
         return get_engine(self.database_url).connect()
+
+    # Schedules
+
+    def backfill_deployment(
+        self, deployment_id: uuid.UUID, *, start: datetime, end: datetime
+    ) -> list[FlowRun]:
+        with self._connect() as conn:
+            times = schedules.plan_backfill(conn, deployment_id, start=start, end=end)
+        made: list[FlowRun] = []
+        step = schedules.BACKFILL_RUNS_PER_TRANSACTION
+        for i in range(0, len(times), step):
+            # Short transactions: a long backfill must not stall the store's other writers.
+            with write_transaction(self.database_url) as conn:
+                made += schedules.make_backfill_runs(
+                    conn, deployment_id, times[i : i + step], now=_clock.now()
+                )
+            _changes.notify()
+        return made
+
+    def schedule_runs(self) -> int:
+        with write_transaction(self.database_url) as conn:
+            now = _clock.now()
+            made = schedules.schedule_runs(conn, now=now)
+            late_runs.mark_late(conn, now=now)
+        _changes.notify()
+        return made

@@ -2,7 +2,7 @@
 
 Bodies and answers are the pydantic schemas as JSON, the same objects the embedded client
 passes in-process. Connection failures and 5xx answers are retried with exponential
-back-off within a time budget, then reported as an AnabranchError naming the server; a 4xx
+back-off within a time budget, then reported as ServerUnavailable naming the server; a 4xx
 answer raises the error the embedded client would have raised, with the server's message.
 """
 
@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -24,7 +25,10 @@ from anabranch.exceptions import (
     AnabranchError,
     ConcurrencySlotError,
     InvalidConcurrencyLimit,
+    InvalidParameters,
+    InvalidStateTransition,
     ObjectNotFound,
+    ServerUnavailable,
     UnknownConcurrencyLimit,
 )
 from anabranch.schemas import (
@@ -38,6 +42,17 @@ from anabranch.schemas import (
     StateType,
     TaskRun,
 )
+from anabranch.schemas.deployments import (
+    Deployment,
+    DeploymentRunRequest,
+    Worker,
+    WorkerPoll,
+    WorkerPollAnswer,
+    WorkPool,
+    WorkQueue,
+    split_full_name,
+)
+from anabranch.schemas.unset import UNSET
 from anabranch.settings import get_settings
 
 T = TypeVar("T")
@@ -49,6 +64,8 @@ FIRST_DELAY = 0.1
 RETRY_BUDGET = 20.0
 # Reads of the answer may wait on a busy database; connecting is quick or hopeless.
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+# A long poll (run_deployment waiting on a child) is held by the server this long at most.
+_LONG_POLL_SECONDS = 30.0
 
 
 class HTTPClient:
@@ -107,6 +124,11 @@ class HTTPClient:
         state_names: Sequence[str] | None = None,
         flow_name: str | None = None,
         parent_flow_run_id: uuid.UUID | None = None,
+        tags: Sequence[str] | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[FlowRun]:
         params = _query(
             limit=limit,
@@ -115,6 +137,13 @@ class HTTPClient:
             state_name=list(state_names or ()),
             flow_name=flow_name,
             parent_flow_run_id=parent_flow_run_id,
+            tag=list(tags or ()),
+            # Checked here too, so a naive bound raises the ValueError the embedded client
+            # raises instead of the server's 400.
+            started_after=_clock.require_aware(started_after, "started_after"),
+            started_before=_clock.require_aware(started_before, "started_before"),
+            created_after=_clock.require_aware(created_after, "created_after"),
+            created_before=_clock.require_aware(created_before, "created_before"),
         )
         return self._get(list[FlowRun], "flow_runs", params=params)
 
@@ -206,6 +235,160 @@ class HTTPClient:
     def reap_concurrency_leases(self) -> int:
         return int(self._request("POST", "concurrency/reap", kind="slots").json()["reaped"])
 
+    # Deployments and their runs
+
+    def save_deployment(self, deployment: Deployment) -> Deployment:
+        response = self._request(
+            "POST", "deployments", content=deployment.model_dump_json(), kind="deployment"
+        )
+        return _parse(Deployment, response)
+
+    def read_deployment(self, deployment_id: uuid.UUID) -> Deployment:
+        return self._get(Deployment, f"deployments/{deployment_id}")
+
+    def read_deployment_by_name(self, name: str) -> Deployment:
+        flow_name, deployment_name = split_full_name(name)
+        path = f"deployments/name/{_segment(flow_name)}/{_segment(deployment_name)}"
+        return self._get(Deployment, path)
+
+    def read_deployments(
+        self, *, flow_name: str | None = None, work_pool_name: str | None = None
+    ) -> list[Deployment]:
+        params = _query(flow_name=flow_name, work_pool_name=work_pool_name)
+        return self._get(list[Deployment], "deployments", params=params)
+
+    def set_deployment_paused(self, deployment_id: uuid.UUID, paused: bool) -> Deployment:
+        response = self._request("PATCH", f"deployments/{deployment_id}", json={"paused": paused})
+        return _parse(Deployment, response)
+
+    def delete_deployment(self, deployment_id: uuid.UUID) -> None:
+        self._request("DELETE", f"deployments/{deployment_id}")
+
+    def create_flow_run_from_deployment(
+        self, deployment_id: uuid.UUID, request: DeploymentRunRequest | None = None
+    ) -> FlowRun:
+        body = (request or DeploymentRunRequest()).model_dump_json()
+        # Resending is only safe with an idempotency key: without one a lost answer would
+        # make a second run.
+        idempotent = request is not None and request.idempotency_key is not None
+        response = self._request(
+            "POST", f"deployments/{deployment_id}/create_flow_run", content=body,
+            kind="deployment", idempotent=idempotent,
+        )
+        return _parse(FlowRun, response)
+
+    def cancel_flow_run(
+        self, flow_run_id: uuid.UUID, *, descendants: bool = False
+    ) -> list[uuid.UUID]:
+        response = self._request(
+            "POST", f"flow_runs/{flow_run_id}/cancel", json={"descendants": descendants}
+        )
+        return [uuid.UUID(run_id) for run_id in response.json()["changed"]]
+
+    def report_process_exit(self, flow_run_id: uuid.UUID, exit_code: int) -> None:
+        self._request(
+            "POST", f"flow_runs/{flow_run_id}/process_exit", json={"exit_code": exit_code}
+        )
+
+    def wait_for_flow_run(self, flow_run_id: uuid.UUID, timeout: float) -> FlowRun:
+        # Long polls of at most a minute each, so no proxy drops a quiet connection.
+        deadline = _clock.monotonic() + timeout
+        while True:
+            remaining = max(0.0, deadline - _clock.monotonic())
+            run = self._get(
+                FlowRun, f"flow_runs/{flow_run_id}/wait",
+                params={"timeout": min(remaining, _LONG_POLL_SECONDS)},
+                timeout=_long_poll_timeout(self._timeout, min(remaining, _LONG_POLL_SECONDS)),
+            )
+            if (run.state is not None and run.state.is_final()) or remaining <= 0:
+                return run
+
+    # Work pools, queues and workers
+
+    def create_work_pool(
+        self,
+        name: str,
+        *,
+        type: str = "process",
+        concurrency_limit: int | None = None,
+        description: str | None = None,
+    ) -> WorkPool:
+        body = _query(
+            name=name, type=type, concurrency_limit=concurrency_limit, description=description
+        )
+        return _parse(WorkPool, self._request("POST", "work_pools", json=body))
+
+    def read_work_pool(self, name: str) -> WorkPool:
+        return self._get(WorkPool, _pool_path(name))
+
+    def read_work_pools(self) -> list[WorkPool]:
+        return self._get(list[WorkPool], "work_pools")
+
+    def update_work_pool(
+        self, name: str, *, concurrency_limit: Any = UNSET, paused: bool | None = None
+    ) -> WorkPool:
+        body = _changes(concurrency_limit=concurrency_limit, paused=paused)
+        return _parse(WorkPool, self._request("PATCH", _pool_path(name), json=body))
+
+    def delete_work_pool(self, name: str) -> None:
+        self._request("DELETE", _pool_path(name))
+
+    def create_work_queue(
+        self,
+        name: str,
+        *,
+        work_pool_name: str,
+        priority: int | None = None,
+        concurrency_limit: int | None = None,
+        description: str | None = None,
+    ) -> WorkQueue:
+        body = _query(
+            name=name, priority=priority, concurrency_limit=concurrency_limit,
+            description=description,
+        )
+        response = self._request("POST", _pool_path(work_pool_name) + "/queues", json=body)
+        return _parse(WorkQueue, response)
+
+    def read_work_queue(self, name: str, *, work_pool_name: str) -> WorkQueue:
+        return self._get(WorkQueue, _queue_path(work_pool_name, name))
+
+    def read_work_queues(self, *, work_pool_name: str | None = None) -> list[WorkQueue]:
+        if work_pool_name is None:
+            return self._get(list[WorkQueue], "work_queues")
+        return self._get(list[WorkQueue], _pool_path(work_pool_name) + "/queues")
+
+    def update_work_queue(
+        self,
+        name: str,
+        *,
+        work_pool_name: str,
+        concurrency_limit: Any = UNSET,
+        priority: int | None = None,
+        paused: bool | None = None,
+    ) -> WorkQueue:
+        body = _changes(concurrency_limit=concurrency_limit, priority=priority, paused=paused)
+        response = self._request("PATCH", _queue_path(work_pool_name, name), json=body)
+        return _parse(WorkQueue, response)
+
+    def delete_work_queue(self, name: str, *, work_pool_name: str) -> None:
+        self._request("DELETE", _queue_path(work_pool_name, name))
+
+    def read_workers(self, work_pool_name: str) -> list[Worker]:
+        return self._get(list[Worker], _pool_path(work_pool_name) + "/workers")
+
+    def poll_work(self, work_pool_name: str | None, poll: WorkerPoll) -> WorkerPollAnswer:
+        if work_pool_name is None:
+            path = "deployments/poll"
+        else:
+            path = _pool_path(work_pool_name) + "/poll"
+        # Not resent when the answer is lost: the runs it handed out are Pending already,
+        # and go back to the pool only through zombie detection.
+        response = self._request(
+            "POST", path, content=poll.model_dump_json(), idempotent=False,
+            timeout=_long_poll_timeout(self._timeout, poll.wait),
+        )
+        return _parse(WorkerPollAnswer, response)
+
     # Lifecycle
 
     def statistics(self) -> dict[str, int]:
@@ -231,6 +414,8 @@ class HTTPClient:
             base_url=self.api_url + "/",
             headers=self._headers,
             timeout=self._timeout,
+            # Loading the CA bundle costs ~50 ms, in every process; plain http needs none.
+            verify=self.api_url.startswith("https://"),
         )
 
     def _session(self) -> httpx.Client:
@@ -287,14 +472,31 @@ class HTTPClient:
 
     def _unanswered(
         self, method: str, path: str, exc: Exception, attempts: int, started: float
-    ) -> AnabranchError:
+    ) -> ServerUnavailable:
         elapsed = _clock.monotonic() - started
         tries = f"{attempts} attempts in {elapsed:.1f} s" if attempts > 1 else "1 attempt"
-        return AnabranchError(
+        return ServerUnavailable(
             f"The anabranch server at {self.api_url} did not answer {method} /{path} "
             f"({type(exc).__name__}: {exc or 'no detail'}; {tries}). Is `anabranch server "
             "start` running there? ANABRANCH_API_URL says where clients look for it."
         )
+
+    # Schedules
+
+    def backfill_deployment(
+        self, deployment_id: uuid.UUID, *, start: datetime, end: datetime
+    ) -> list[FlowRun]:
+        # Safe to resend: the runs' idempotency keys make a repeated backfill a no-op. Ten
+        # thousand runs take the server a while, hence the longer wait for the answer.
+        body = {"start": start.isoformat(), "end": end.isoformat()}
+        path = f"deployments/{deployment_id}/backfill"
+        response = self._request(
+            "POST", path, json=body, timeout=httpx.Timeout(300.0, connect=5.0)
+        )
+        return _parse(list[FlowRun], response)
+
+    def schedule_runs(self) -> int:
+        return int(self._request("POST", "schedules/tick").json()["created"])
 
 
 def _never_sent(exc: httpx.TransportError) -> bool:
@@ -309,6 +511,8 @@ def _refusal(
     says what the endpoint is about: "run", "limit" (limits) or "slots" (slots, leases)."""
     detail = _detail(response)
     code = response.status_code
+    if code == 409 and (refused := _refused_transitions(response)) is not None:
+        return InvalidStateTransition(detail, refused)
     if code == 401 or code == 403:
         return AnabranchError(
             f"The anabranch server at {api_url} refused {method} /{path}: {detail} "
@@ -320,11 +524,15 @@ def _refusal(
                 f"The server at {api_url} has no endpoint {method} /{path}; is it an "
                 "anabranch server, and does ANABRANCH_API_URL end in /api?"
             )
-        return ObjectNotFound(detail) if kind == "run" else UnknownConcurrencyLimit(detail)
+        if kind in ("limit", "slots"):
+            return UnknownConcurrencyLimit(detail)
+        return ObjectNotFound(detail)
     if code in (400, 409, 422) and kind == "limit":
         return InvalidConcurrencyLimit(detail)
     if code in (400, 409, 422) and kind == "slots":
         return ConcurrencySlotError(detail)
+    if code in (400, 422) and kind == "deployment":
+        return InvalidParameters(detail)
     return AnabranchError(
         f"The anabranch server at {api_url} refused {method} /{path} ({code}): {detail}"
     )
@@ -332,8 +540,8 @@ def _refusal(
 
 def _server_failure(
     response: httpx.Response, method: str, path: str, api_url: str, attempts: int
-) -> AnabranchError:
-    return AnabranchError(
+) -> ServerUnavailable:
+    return ServerUnavailable(
         f"The anabranch server at {api_url} failed on {method} /{path} with "
         f"{response.status_code} ({_detail(response)}) {attempts} time(s); see its log."
     )
@@ -350,6 +558,15 @@ def _detail(response: httpx.Response) -> str:
     return str(detail)
 
 
+def _refused_transitions(response: httpx.Response) -> list[tuple[uuid.UUID, str]] | None:
+    """The runs a 409 on a batch names as refused, or None if it is another conflict."""
+    try:
+        refused = response.json()["refused"]
+        return [(uuid.UUID(item["run_id"]), str(item["rule"])) for item in refused]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _validation_error(error: Any) -> str:
     if not isinstance(error, dict):
         return str(error)
@@ -358,17 +575,51 @@ def _validation_error(error: Any) -> str:
 
 
 def _limit_path(name: str) -> str:
-    # Any character may appear in a limit's name; "/" too, hence safe="".
-    return "concurrency_limits/" + quote(name, safe="")
+    return "concurrency_limits/" + _segment(name)
+
+
+def _segment(name: str) -> str:
+    # Any character may appear in a name; "/" too, hence safe="".
+    return quote(name, safe="")
+
+
+def _pool_path(name: str) -> str:
+    return "work_pools/" + _segment(name)
+
+
+def _queue_path(pool_name: str, name: str) -> str:
+    return f"{_pool_path(pool_name)}/queues/{_segment(name)}"
+
+
+def _changes(**values: Any) -> dict[str, Any]:
+    """A PATCH body: what was given; ``concurrency_limit=None`` is sent (it clears)."""
+    return {
+        key: value
+        for key, value in values.items()
+        if value is not UNSET and (value is not None or key == "concurrency_limit")
+    }
+
+
+def _long_poll_timeout(base: httpx.Timeout, wait: float) -> httpx.Timeout:
+    """Room for the server to hold the request ``wait`` seconds before it answers."""
+    read = None if base.read is None else base.read + wait
+    return httpx.Timeout(base.connect, read=read, write=base.write, pool=base.pool)
 
 
 def _query(**values: Any) -> dict[str, Any]:
-    """Only the given values (None and empty lists are left out), UUIDs as text."""
+    """Only the given values (None and empty lists are left out), UUIDs and datetimes as
+    text."""
     return {
-        key: str(value) if isinstance(value, uuid.UUID) else value
-        for key, value in values.items()
-        if value is not None and value != []
+        key: _text(value) for key, value in values.items() if value is not None and value != []
     }
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 _adapters: dict[Any, TypeAdapter[Any]] = {}

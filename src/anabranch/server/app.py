@@ -22,8 +22,16 @@ from anabranch.database import get_engine
 from anabranch.schemas import RecordBatch
 from anabranch.server import services
 from anabranch.server.errors import install_error_handlers
-from anabranch.server.routes import concurrency, health, runs
+from anabranch.server.routes import (
+    concurrency,
+    deployments,
+    health,
+    runs,
+    schedules,
+    work_pools,
+)
 from anabranch.server.security import require_api_key
+from anabranch.server.waiting import ChangeFeed
 from anabranch.settings import get_settings
 
 API_PREFIX = "/api"
@@ -45,12 +53,14 @@ def create_app(database_url: str | None = None, api_key: str | None = None) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Opening the client migrates the database (blocking I/O, hence the thread).
         app.state.client = await anyio.to_thread.run_sync(EmbeddedClient, url)
+        app.state.feed = ChangeFeed()
         async with anyio.create_task_group() as background:
             services.start(background, app.state.client, settings)
             try:
                 yield
             finally:
                 background.cancel_scope.cancel()
+                app.state.feed.close()
         get_engine(url).dispose()
 
     app = FastAPI(
@@ -72,6 +82,9 @@ def create_app(database_url: str | None = None, api_key: str | None = None) -> F
     guarded = [Depends(require_api_key)]
     app.include_router(runs.router, prefix=API_PREFIX, dependencies=guarded)
     app.include_router(concurrency.router, prefix=API_PREFIX, dependencies=guarded)
+    app.include_router(deployments.router, prefix=API_PREFIX, dependencies=guarded)
+    app.include_router(work_pools.router, prefix=API_PREFIX, dependencies=guarded)
+    app.include_router(schedules.router, prefix=API_PREFIX, dependencies=guarded)
     return app
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from anabranch.client.embedded import EmbeddedClient
+from anabranch.server.waiting import ChangeFeed
 
 
 def get_store(request: Request) -> EmbeddedClient:
@@ -18,3 +19,12 @@ def get_store(request: Request) -> EmbeddedClient:
 
 
 Store = Annotated[EmbeddedClient, Depends(get_store)]
+
+
+def get_feed(request: Request) -> ChangeFeed:
+    """The app's change feed, which long polls wait on."""
+    feed: ChangeFeed = request.app.state.feed
+    return feed
+
+
+Feed = Annotated[ChangeFeed, Depends(get_feed)]

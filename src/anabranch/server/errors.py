@@ -1,8 +1,9 @@
 """How errors become HTTP answers: the input's fault is a 4xx naming the problem.
 
 A missing object is 404, a rule the request breaks (a negative limit, a naive datetime, a
-number the database can not hold) is 400, and a database that can not be reached is 503,
-which clients retry. Anything else is a bug in anabranch, answered 500 and logged.
+number the database can not hold) is 400, a batch holding a state change the state rules
+forbid is 409 (the rest of the batch is stored), and a database that can not be reached is
+503, which clients retry. Anything else is a bug in anabranch, answered 500 and logged.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from anabranch.exceptions import ObjectNotFound
+from anabranch.exceptions import InvalidStateTransition, ObjectNotFound
 
 logger = logging.getLogger("anabranch.server")
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ObjectNotFound, _not_found)
+    app.add_exception_handler(InvalidStateTransition, _refused_transition)
     app.add_exception_handler(ValueError, _bad_request)
     app.add_exception_handler(OverflowError, _out_of_range)
     app.add_exception_handler(pydantic.ValidationError, _internal_error)
@@ -33,6 +35,15 @@ def _answer(code: int, message: str) -> JSONResponse:
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     return _answer(status.HTTP_404_NOT_FOUND, str(exc))
+
+
+async def _refused_transition(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidStateTransition)
+    # "refused" lets the HTTP client raise the same error, with the same run ids.
+    refused = [{"run_id": str(run_id), "rule": rule} for run_id, rule in exc.refused]
+    return JSONResponse(
+        {"detail": str(exc), "refused": refused}, status_code=status.HTTP_409_CONFLICT
+    )
 
 
 async def _bad_request(request: Request, exc: Exception) -> JSONResponse:

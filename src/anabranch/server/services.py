@@ -1,7 +1,8 @@
-"""Background services started with the app: the lease reaper and zombie detection.
+"""Background services started with the app: the lease reaper, zombie detection and the
+scheduler (upcoming runs of scheduled deployments, overdue runs marked Late).
 
-Both are idempotent statements (delete what expired, crash what went silent, each row
-changes once), so every replica of the server may run them; no replica depends on another.
+All are idempotent (delete what expired, crash what went silent, make the run with a given
+idempotency key), so every replica of the server may run them; no replica depends on another.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def start(group: TaskGroup, client: EmbeddedClient, settings: Any) -> None:
             logger.warning("Crashed %d flow run(s) without heartbeat: %s", len(crashed), crashed)
 
     group.start_soon(_every, settings.heartbeat_seconds, "zombie detection", crash_silent_runs)
+    group.start_soon(_every, settings.scheduler_seconds, "scheduler", client.schedule_runs)
 
 
 async def _every(interval: float, name: str, work: Callable[[], Any]) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 import pydantic
 from fastapi import APIRouter, Query, Request, status
@@ -19,6 +20,8 @@ router = APIRouter(tags=["runs"])
 _MAX_INT = 2**63 - 1
 Limit = Annotated[int | None, Query(ge=1, le=_MAX_INT, description="At most this many.")]
 Offset = Annotated[int, Query(ge=0, le=_MAX_INT, description="Skip this many first.")]
+_AT_OR_AFTER = "At or after this time (ISO 8601 with a time zone)."
+_AT_OR_BEFORE = "At or before this time (ISO 8601 with a time zone)."
 
 
 # The body is declared here and validated in the route: see write_batch.
@@ -32,7 +35,21 @@ _BATCH_BODY = {
 }
 
 
-@router.post("/batches", status_code=status.HTTP_204_NO_CONTENT, openapi_extra=_BATCH_BODY)
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    409: {
+        "description": "A snapshot breaks the state rules (a final run moving on); that run "
+        "was left as it was and the rest of the batch was stored. ``detail`` names the rule "
+        "and the runs, ``refused`` lists them as ``{run_id, rule}``."
+    }
+}
+
+
+@router.post(
+    "/batches",
+    status_code=status.HTTP_204_NO_CONTENT,
+    openapi_extra=_BATCH_BODY,
+    responses=_REFUSED,
+)
 async def write_batch(request: Request, store: Store) -> None:
     """Store run snapshots, state transitions and log lines; sending a batch twice is safe.
 
@@ -55,8 +72,15 @@ def read_flow_runs(
     state_name: Annotated[list[str] | None, Query(description="Any of these, any case.")] = None,
     flow_name: str | None = None,
     parent_flow_run_id: uuid.UUID | None = None,
+    tag: Annotated[list[str] | None, Query(description="Runs having all of these.")] = None,
+    started_after: Annotated[datetime | None, Query(description=_AT_OR_AFTER)] = None,
+    started_before: Annotated[datetime | None, Query(description=_AT_OR_BEFORE)] = None,
+    created_after: Annotated[datetime | None, Query(description=_AT_OR_AFTER)] = None,
+    created_before: Annotated[datetime | None, Query(description=_AT_OR_BEFORE)] = None,
 ) -> list[FlowRun]:
-    """Flow runs, newest first."""
+    """Flow runs, newest first. The time bounds include their ends and need a time zone
+    (``Z`` or an offset, ``+`` sent as ``%2B``); a run not yet started matches no start
+    bound."""
     return store.read_flow_runs(
         limit=limit,
         offset=offset,
@@ -64,6 +88,11 @@ def read_flow_runs(
         state_names=state_name,
         flow_name=flow_name,
         parent_flow_run_id=parent_flow_run_id,
+        tags=tag,
+        started_after=started_after,
+        started_before=started_before,
+        created_after=created_after,
+        created_before=created_before,
     )
 
 
