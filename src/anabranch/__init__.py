@@ -5,6 +5,8 @@ Importing this package does no I/O, starts no thread and reads no setting.
 
 from anabranch._engine.inputs import allow_failure, unmapped
 from anabranch.context import get_run_context, tags
+from anabranch.deployments.deploy import save_deployments as deploy
+from anabranch.deployments.serve import serve
 from anabranch.flows import Flow, flow
 from anabranch.futures import AnabranchFuture
 from anabranch.logging import get_run_logger
@@ -22,6 +24,9 @@ __all__ = [
     "tags",
     "unmapped",
     "allow_failure",
+    # deploying
+    "deploy",
+    "serve",
     # runtime
     "AnabranchFuture",
     "get_run_context",

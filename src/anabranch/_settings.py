@@ -34,6 +34,10 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Time-to-live of a concurrency slot lease; renewed by "
         "its holder every third of it, freed this long after a holder dies."
     )
+    scheduler_seconds: float = Field(
+        default=10.0, gt=0, description="How often the server's scheduler makes the upcoming "
+        "runs of scheduled deployments and marks overdue runs Late."
+    )
 
     @property
     def home_path(self) -> Path:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
 
 class AnabranchError(Exception):
     """Base of every anabranch error."""
@@ -65,9 +69,59 @@ class ConcurrencySlotError(AnabranchError, ValueError):
     limit without decay)."""
 
 
+class ServerUnavailable(AnabranchError, ConnectionError):
+    """The anabranch server did not answer, or kept failing (5xx), for the HTTP client's
+    whole retry budget; the message names the server and how to start it."""
+
+
+class InvalidStateTransition(AnabranchError, ValueError):
+    """A written batch held a state change the state rules forbid (a final run moving on, a
+    Cancelling run doing anything but becoming Cancelled). Raised by ``write_batch`` after
+    the rest of the batch was stored; ``refused`` holds (run id, rule) for each such run."""
+
+    def __init__(self, message: str, refused: Sequence[tuple[uuid.UUID, str]] = ()) -> None:
+        super().__init__(message)
+        self.refused = list(refused)
+
+    @classmethod
+    def of(cls, refused: Sequence[tuple[uuid.UUID, str]]) -> InvalidStateTransition:
+        """The error for these refusals, naming each run (the first few) and its rule."""
+        shown = "; ".join(f"run {run_id}: {rule}" for run_id, rule in refused[:5])
+        more = f"; and {len(refused) - 5} more" if len(refused) > 5 else ""
+        changes = "state change" if len(refused) == 1 else "state changes"
+        return cls(
+            f"Refused {len(refused)} {changes} that break the state rules ({shown}{more}). "
+            "The rest of the batch was stored.",
+            refused,
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.refused))
+
+
 class TerminationSignal(SystemExit):
     """SIGTERM arrived while a flow ran in the main thread; its runs end Crashed.
 
     A SystemExit, so ``except Exception`` in user code does not swallow it and the process
     exits with status 143 as it would have without anabranch.
     """
+
+
+class InvalidParameters(AnabranchError, ValueError):
+    """Raised when a run of a deployment is asked for with parameters its flow does not take."""
+
+
+class DeploymentRunFailed(FailedRun):
+    """Raised by ``run_deployment`` when the child run it waited for ends Failed, Crashed or
+    Cancelled; the message names the child run and what it ended with."""
+
+
+class EntrypointError(AnabranchError, ValueError):
+    """An entrypoint (``path/to/file.py:flow_fn`` or ``package.module:flow_fn``) could not be
+    loaded as a flow, or a flow has no entrypoint a worker could import it by; the message
+    names the entrypoint and what to change."""
+
+
+class InvalidDeployment(AnabranchError, ValueError):
+    """``deploy`` was given settings that can not make a deployment (a name with a slash,
+    both a cron and an interval, an unknown timezone or job variable, ...)."""

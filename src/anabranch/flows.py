@@ -4,7 +4,9 @@ flow (or a task) it is a subflow linked to its parent."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -14,7 +16,11 @@ from anabranch._engine.inputs import expand_map_calls
 from anabranch._engine.lifecycle import RunOptions
 from anabranch._engine.parameters import CallShape, ParameterValidator
 from anabranch._engine.slots import check_limit
+from anabranch.deployments.deploy import build_deployment, next_steps
+from anabranch.deployments.deploy import deploy as deploy_flow
+from anabranch.deployments.serve import serve
 from anabranch.futures import AnabranchFuture, AnabranchFutureList
+from anabranch.schemas.deployments import Deployment, LateRunPolicy, Schedule
 from anabranch.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 P = ParamSpec("P")
@@ -127,6 +133,117 @@ class Flow(Decorated, Generic[P, R]):
         """Submit one subflow run per element of the iterable arguments."""
         return AnabranchFutureList(
             self._engine(a, k).submit() for a, k in expand_map_calls(self, args, kwargs)
+        )
+
+    def deploy(
+        self,
+        name: str,
+        work_pool_name: str | None = None,
+        *,
+        work_queue_name: str | None = None,
+        job_variables: Mapping[str, Any] | None = None,
+        interval: float | timedelta | Iterable[float | timedelta] | None = None,
+        cron: str | Iterable[str] | None = None,
+        timezone: str | None = None,
+        paused: bool | None = None,
+        schedules: Iterable[Schedule | Mapping[str, Any]] | None = None,
+        concurrency_limit: int | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        version: str | None = None,
+        enforce_parameter_schema: bool = True,
+        late_run_policy: LateRunPolicy | str | None = None,
+        max_lateness_seconds: float | None = None,
+        entrypoint: str | None = None,
+        print_next_steps: bool = True,
+    ) -> uuid.UUID:
+        """Store this flow as deployment ``name`` for workers of ``work_pool_name`` to run,
+        replacing an existing one of the same name; returns the deployment's id.
+
+        The flow is found again by its file and function name (``entrypoint`` overrides
+        that), so it must be defined at the top level of a file. Default ``parameters`` are
+        checked against the signature now. Beyond Prefect: ``timezone`` for ``cron`` or
+        ``interval``, and ``late_run_policy`` (``run``, ``skip`` or ``latest``) with
+        ``max_lateness_seconds`` for runs that could not start on time.
+        """
+        deployment = deploy_flow(
+            self,
+            name=name,
+            work_pool_name=work_pool_name,
+            work_queue_name=work_queue_name,
+            job_variables=job_variables,
+            interval=interval,
+            cron=cron,
+            timezone=timezone,
+            paused=bool(paused),
+            schedules=schedules,
+            concurrency_limit=concurrency_limit,
+            parameters=parameters,
+            description=description,
+            tags=tags,
+            version=version,
+            enforce_parameter_schema=enforce_parameter_schema,
+            late_run_policy=late_run_policy,
+            max_lateness_seconds=max_lateness_seconds,
+            entrypoint=entrypoint,
+        )
+        if print_next_steps:
+            print(f"Deployed {deployment.full_name!r} ({deployment.id}).")
+            for step in next_steps(deployment):
+                print(step)
+        return deployment.id
+
+    def serve(self, name: str | None = None, *, limit: int | None = None, **options: Any) -> None:
+        """Store this flow as deployment ``name`` (default: the flow's name) and run its runs
+        in this long-running process until Ctrl-C; ``options`` are to_deployment's
+        (schedules, parameters, tags...), ``limit`` caps its simultaneous runs."""
+        serve(self.to_deployment(name or self.name, **options), limit=limit)
+
+    def to_deployment(
+        self,
+        name: str,
+        *,
+        work_pool_name: str | None = None,
+        work_queue_name: str | None = None,
+        job_variables: Mapping[str, Any] | None = None,
+        interval: float | timedelta | Iterable[float | timedelta] | None = None,
+        cron: str | Iterable[str] | None = None,
+        timezone: str | None = None,
+        paused: bool | None = None,
+        schedules: Iterable[Schedule | Mapping[str, Any]] | None = None,
+        concurrency_limit: int | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        version: str | None = None,
+        enforce_parameter_schema: bool = True,
+        late_run_policy: LateRunPolicy | str | None = None,
+        max_lateness_seconds: float | None = None,
+        entrypoint: str | None = None,
+    ) -> Deployment:
+        """The deployment ``deploy`` would save, checked but not saved: pass several to
+        ``anabranch.deploy(...)`` to save them together."""
+        return build_deployment(
+            self,
+            name=name,
+            work_pool_name=work_pool_name,
+            work_queue_name=work_queue_name,
+            job_variables=job_variables,
+            interval=interval,
+            cron=cron,
+            timezone=timezone,
+            paused=bool(paused),
+            schedules=schedules,
+            concurrency_limit=concurrency_limit,
+            parameters=parameters,
+            description=description,
+            tags=tags,
+            version=version,
+            enforce_parameter_schema=enforce_parameter_schema,
+            late_run_policy=late_run_policy,
+            max_lateness_seconds=max_lateness_seconds,
+            entrypoint=entrypoint,
         )
 
 

@@ -1,4 +1,5 @@
-"""Every run of this process that is not final yet, so an interrupt can mark them Crashed."""
+"""Every run of this process that is not final yet, so an interrupt can mark them Crashed
+(or Cancelled, when the process stops because its root run was cancelled)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ def untrack(run_id: uuid.UUID) -> None:
 
 
 def crash_all(reason: str) -> None:
-    """Mark every unfinished run of this process Crashed (used on Ctrl-C / termination)."""
+    """Mark every unfinished run of this process Crashed (used on Ctrl-C / termination), or
+    Cancelled when the process stops for a cancellation (see RunLifecycle.crash_with_message)."""
     for lifecycle in list(_active.values()):
         lifecycle.crash_with_message(reason)
+

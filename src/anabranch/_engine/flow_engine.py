@@ -11,10 +11,10 @@ from anabranch._engine import active
 from anabranch._engine.heartbeat import heartbeats
 from anabranch._engine.inputs import resolve_inputs, resolve_returned
 from anabranch._engine.lifecycle import RunLifecycle, drive_async, drive_sync
-from anabranch._engine.names import generate_flow_run_name
 from anabranch._engine.parameters import render_run_name
 from anabranch._engine.signals import terminate_as_exception
 from anabranch._engine.slots import RunSlots, implicit_limit_name
+from anabranch._names import generate_flow_run_name
 from anabranch.client.recorder import Recorder, get_recorder
 from anabranch.concurrency._broker import release_everything
 from anabranch.context import FlowRunContext, TaskRunContext, current_tags, enter_flow_run
@@ -31,7 +31,11 @@ from anabranch.task_runners import TaskRunner
 class FlowRunEngine:
     """One flow run: its record, its task runner, and its execution."""
 
-    def __init__(self, flow: Any, parameters: dict[str, Any]) -> None:
+    def __init__(
+        self, flow: Any, parameters: dict[str, Any], run: FlowRun | None = None
+    ) -> None:
+        """``run`` is a stored run to carry out (a deployment's run, handed over by a
+        worker) instead of a new one."""
         configure_run_logging()
         task_ctx = TaskRunContext.get()
         flow_ctx = FlowRunContext.get()
@@ -51,19 +55,8 @@ class FlowRunEngine:
         self.recorder = recorder
         self.parameters = parameters
         self.log_prints = inherited_prints if flow.log_prints is None else flow.log_prints
-        if flow.flow_run_name is not None:
-            name = render_run_name(flow.flow_run_name, parameters, f"Flow {flow.name!r}")
-        else:
-            name = generate_flow_run_name()
-        self.run = construct(
-            FlowRun,
-            name=name,
-            flow_name=flow.name,
-            flow_version=flow.version,
-            parameters=parameters,
-            tags=sorted(current_tags() | flow.tags),
-            parent_flow_run_id=parent_flow_run_id,
-            parent_task_run_id=parent_task_run_id,
+        self.run = run if run is not None else self._new_run(
+            parameters, parent_flow_run_id, parent_task_run_id
         )
         self.logger = flow_run_logger(self.run, recorder)
         self.lifecycle = RunLifecycle(
@@ -75,6 +68,28 @@ class FlowRunEngine:
             [],
             implicit_limit_name("flow", flow.name) if flow.concurrency_limit else None,
             flow.concurrency_limit,
+        )
+
+    def _new_run(
+        self,
+        parameters: dict[str, Any],
+        parent_flow_run_id: Any,
+        parent_task_run_id: Any,
+    ) -> FlowRun:
+        flow = self.flow
+        if flow.flow_run_name is not None:
+            name = render_run_name(flow.flow_run_name, parameters, f"Flow {flow.name!r}")
+        else:
+            name = generate_flow_run_name()
+        return construct(
+            FlowRun,
+            name=name,
+            flow_name=flow.name,
+            flow_version=flow.version,
+            parameters=parameters,
+            tags=sorted(current_tags() | flow.tags),
+            parent_flow_run_id=parent_flow_run_id,
+            parent_task_run_id=parent_task_run_id,
         )
 
     def submit(self) -> AnabranchFuture[Any]:
@@ -131,7 +146,7 @@ class FlowRunEngine:
         return self.run.state
 
     def _begin(self) -> None:
-        heartbeats.add(self.run, self.recorder)
+        heartbeats.add(self.run, self.recorder, watch_cancellation=self.is_root)
         if self.log_prints:
             install_print_capture()
         self.logger.info("Beginning flow run %r for flow %r", self.run.name, self.flow.name)

@@ -16,13 +16,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from anabranch import _clock
-from anabranch._engine import active
+from anabranch._engine import active, cancellation
 from anabranch._engine.timeouts import call_with_timeout
-from anabranch.exceptions import CrashedRun, RunTimeoutError, SerializationError
+from anabranch.exceptions import CancelledRun, CrashedRun, RunTimeoutError, SerializationError
 from anabranch.results import ResultRef
 from anabranch.results.storage import ResultStore, result_store
 from anabranch.schemas import FlowRun, State, StateType, TaskRun
-from anabranch.states import AwaitingRetry, Completed, Crashed, Failed, Retrying, Running
+from anabranch.states import (
+    AwaitingRetry,
+    Cancelled,
+    Completed,
+    Crashed,
+    Failed,
+    Retrying,
+    Running,
+)
 
 
 @dataclass
@@ -151,6 +159,12 @@ class RunLifecycle:
         )
 
     def crash_with_message(self, message: str) -> None:
+        """End the run Crashed; Cancelled instead when the process is stopping because its
+        root run was cancelled (the interruption is that cancellation)."""
+        if cancellation.requested():
+            message = "The run was cancelled."
+            self.set_state(Cancelled(message, data=CancelledRun(message)))
+            return
         self.set_state(Crashed(message, data=CrashedRun(message)))
 
     def _finish_failed(self, exc: Exception, state: State) -> State:

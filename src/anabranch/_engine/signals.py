@@ -14,8 +14,13 @@ from anabranch.exceptions import TerminationSignal
 
 
 def _raise_termination(signum: int, frame: Any) -> None:
-    print("anabranch: SIGTERM received; marking this process's runs Crashed.", file=sys.stderr)
+    print("anabranch: SIGTERM received; ending this process's runs.", file=sys.stderr)
     raise TerminationSignal(128 + signum)
+
+
+def handles_termination() -> bool:
+    """Whether SIGTERM now raises TerminationSignal (a root flow runs in the main thread)."""
+    return signal.getsignal(signal.SIGTERM) is _raise_termination
 
 
 @contextlib.contextmanager

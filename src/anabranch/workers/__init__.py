@@ -1,0 +1,1 @@
+"""Workers: processes that take their pool's due runs and run each in a subprocess."""
