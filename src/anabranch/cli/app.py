@@ -7,7 +7,19 @@ from importlib.metadata import version as distribution_version
 
 import typer
 
-from anabranch.cli import concurrency_limit, config, database, flow_run, render, server
+from anabranch.cli import (
+    concurrency_limit,
+    config,
+    database,
+    deploy,
+    deployment,
+    flow_run,
+    render,
+    server,
+    work_pool,
+    work_queue,
+    worker,
+)
 from anabranch.exceptions import AnabranchError
 
 app = typer.Typer(
@@ -22,6 +34,11 @@ app.add_typer(flow_run.app, name="flow-run")
 app.add_typer(concurrency_limit.app, name="concurrency-limit")
 app.add_typer(server.app, name="server")
 app.add_typer(database.app, name="database")
+app.command("deploy")(deploy.deploy)
+app.add_typer(deployment.app, name="deployment")
+app.add_typer(work_pool.app, name="work-pool")
+app.add_typer(work_queue.app, name="work-queue")
+app.add_typer(worker.app, name="worker")
 
 
 @app.command()

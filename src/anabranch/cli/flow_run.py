@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from datetime import datetime
 from typing import Any
 
 import typer
@@ -29,14 +30,34 @@ def ls(
     state: str | None = typer.Option(
         None, "--state", "-s", help="A state type (failed, running, ...) or state name."
     ),
+    tag: list[str] | None = typer.Option(
+        None, "--tag", "-t", metavar="TAG",
+        help="Only runs with this tag; repeat it for runs with all of them.",
+    ),
+    since: str | None = typer.Option(
+        None, "--since", metavar="TIME", help="Only runs that started at or after TIME: "
+        "ISO 8601 (2025-03-01, 2025-03-01T12:00, 2025-03-01T12:00Z); local time if no zone."
+    ),
+    until: str | None = typer.Option(
+        None, "--until", metavar="TIME", help="Only runs that started at or before TIME "
+        "(as --since; a date alone is its midnight)."
+    ),
     output: Output = _OUTPUT,
 ) -> None:
     """List flow runs, newest first."""
-    runs = get_client().read_flow_runs(limit=limit, **_state_filter(state))
+    runs = get_client().read_flow_runs(
+        limit=limit,
+        tags=tag,
+        started_after=_parse_time(since, "--since"),
+        started_before=_parse_time(until, "--until"),
+        **_state_filter(state),
+    )
     if output is Output.json:
         render.print_json([render.run_json(run) for run in runs])
     elif runs:
         render.flow_runs_table(runs)
+    elif tag or since or until:
+        render.note("No flow runs match these filters.")
     else:
         render.note("No flow runs" + (f" in state {state!r}." if state else "."))
 
@@ -76,6 +97,24 @@ def _parse_id(value: str) -> uuid.UUID:
         raise typer.Exit(1) from None
 
 
+def _parse_time(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 date or time from the command line; without a time zone, local time."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text[-1:] in ("Z", "z"):  # fromisoformat takes "Z" only from Python 3.11 on
+        text = text[:-1] + "+00:00"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        render.error(
+            f"{option} {value!r} is not a date or time: use ISO 8601, like 2025-03-01, "
+            "2025-03-01T12:00 (local time) or 2025-03-01T12:00:00+02:00."
+        )
+        raise typer.Exit(1) from None
+    return when if when.tzinfo is not None else when.astimezone()
+
+
 def _state_filter(state: str | None) -> dict[str, Any]:
     # A state type if the value names one (any case), otherwise a state name like "Retrying".
     if state is None:
@@ -105,3 +144,19 @@ def _gather(client: AnabranchClient, flow_run: FlowRun) -> render.RunNode:
 
 def _start_order(node: render.RunNode) -> Any:
     return node.run.start_time or node.run.created
+
+
+@app.command()
+def cancel(
+    flow_run_id: str = typer.Argument(..., metavar="ID"),
+    descendants: bool = typer.Option(
+        False, "--descendants",
+        help="Also when the run has ended: cancel the runs it started that still go on.",
+    ),
+) -> None:
+    """Cancel a flow run and its unfinished subflow and deployment runs: runs that never
+    started are Cancelled at once, running ones Cancelling until their worker stops them."""
+    client = get_client()
+    run_id = _parse_id(flow_run_id)
+    cancelled = client.cancel_flow_run(run_id, descendants=descendants)
+    render.flow_runs_cancelled(run_id, [client.read_flow_run(i) for i in cancelled])

@@ -20,6 +20,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from anabranch.schemas import ConcurrencyLimit, FlowRun, LogRecord, State, StateType, TaskRun
+from anabranch.schemas.deployments import Deployment, Schedule, Worker, WorkPool, WorkQueue
 
 _STATE_STYLES = {
     StateType.COMPLETED: "green",
@@ -285,3 +286,291 @@ def _duration(run: FlowRun | TaskRun) -> str:
         return f"{minutes}m {seconds:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m"
+
+
+# Deployments, work pools, work queues and workers
+
+
+def deployment_json(deployment: Deployment) -> dict[str, Any]:
+    return {**deployment.model_dump(mode="json"), "full_name": deployment.full_name}
+
+
+def deployments_table(deployments: Sequence[Deployment]) -> None:
+    table = Table(box=None, header_style="bold")
+    table.add_column("Deployment", overflow="fold")
+    table.add_column("Work pool", overflow="fold")
+    table.add_column("Queue", overflow="fold")
+    table.add_column("Schedule", overflow="fold")
+    table.add_column("Status")
+    table.add_column("Entrypoint", overflow="fold")
+    for deployment in deployments:
+        table.add_row(
+            Text(deployment.full_name),
+            Text(deployment.work_pool_name or "-"),
+            Text(deployment.work_queue_name or "-"),
+            Text("\n".join(map(_schedule, deployment.schedules)) or "-"),
+            _paused_text(deployment.paused),
+            Text(deployment.entrypoint),
+        )
+    _console(soft_wrap=False).print(table)
+
+
+def deployment_detail(deployment: Deployment) -> None:
+    fields = _fields()
+    fields.add_row("Deployment", Text(deployment.full_name))
+    fields.add_row("ID", str(deployment.id))
+    fields.add_row("Entrypoint", Text(deployment.entrypoint))
+    fields.add_row("Description", Text(deployment.description or "-"))
+    fields.add_row("Version", Text(deployment.version or "-"))
+    fields.add_row("Tags", Text(", ".join(deployment.tags) or "-"))
+    fields.add_row("Work pool", Text(deployment.work_pool_name or "- (served by flow.serve)"))
+    fields.add_row("Work queue", Text(deployment.work_queue_name or "-"))
+    fields.add_row("Concurrency limit", _limit(deployment.concurrency_limit))
+    fields.add_row("Parameters", Text(_json_or_dash(deployment.parameters)))
+    fields.add_row("Takes", Text(_takes(deployment.parameter_schema)))
+    fields.add_row("Job variables", Text(_json_or_dash(deployment.job_variables)))
+    fields.add_row("Schedules", Text("\n".join(map(_schedule, deployment.schedules)) or "-"))
+    late = deployment.late_run_policy.value
+    if deployment.max_lateness_seconds is not None:
+        late += f" (max lateness {deployment.max_lateness_seconds:g}s)"
+    fields.add_row("Late runs", late)
+    fields.add_row("Status", _paused_text(deployment.paused))
+    fields.add_row("Created", _local(deployment.created, "%Y-%m-%d %H:%M:%S"))
+    fields.add_row("Updated", _local(deployment.updated, "%Y-%m-%d %H:%M:%S"))
+    _console(soft_wrap=False).print(fields)
+
+
+def deployment_saved(deployment: Deployment, steps: Sequence[str]) -> None:
+    where = "no work pool"
+    if deployment.work_pool_name is not None:
+        where = f"work pool {deployment.work_pool_name!r}, queue {deployment.work_queue_name!r}"
+    console = _console()
+    console.print(Text(f"Deployed {deployment.full_name!r} ({where}), id {deployment.id}."))
+    for step in steps:
+        console.print(Text(step))
+
+
+def deployment_changed(deployment: Deployment, verb: str) -> None:
+    _console().print(Text(f"{verb} deployment {deployment.full_name!r}."))
+
+
+def deployment_deleted(full_name: str) -> None:
+    _console().print(
+        Text(f"Deleted deployment {full_name!r}; its runs that had not started are cancelled.")
+    )
+
+
+def deployment_run_created(run: FlowRun, deployment: Deployment) -> None:
+    console = _console()
+    console.print(
+        Text(f"Created flow run {run.name!r} of deployment {deployment.full_name!r}: {run.id}")
+    )
+    if deployment.work_pool_name is not None:
+        console.print(
+            Text(f"It runs when a worker of work pool {deployment.work_pool_name!r} takes it; "
+                 f"follow it with `anabranch flow-run inspect {run.id}`.", style="dim")
+        )
+
+
+def run_state_change(run: FlowRun) -> None:
+    """``HH:MM:SS  name  State  message`` as ``deployment run --watch`` sees each state."""
+    line = Text(f"{_local(run.state.timestamp if run.state else None, '%H:%M:%S')}  {run.name}  ")
+    line.append_text(_state_text(run.state))
+    if run.state is not None and run.state.message:
+        line.append(f"  {run.state.message}", style="dim")
+    _console().print(line)
+
+
+def backfill_created(deployment: Deployment, runs: Sequence[FlowRun]) -> None:
+    console = _console()
+    console.print(Text(f"Created {len(runs)} runs of deployment {deployment.full_name!r}:"))
+    for run in runs:
+        when = _local(run.expected_start_time, "%Y-%m-%d %H:%M:%S %Z")
+        console.print(Text(f"  {when}  {run.name}  {run.id}"))
+
+
+def flow_runs_cancelled(flow_run_id: uuid.UUID, runs: Sequence[FlowRun]) -> None:
+    console = _console()
+    if not runs:
+        console.print(Text(f"Nothing to cancel: flow run {flow_run_id} has no unfinished runs."))
+        return
+    console.print(Text(f"Cancelling flow run {flow_run_id}:"))
+    for run in runs:
+        line = Text(f"  {run.id}  {run.flow_name} / {run.name}  ")
+        line.append_text(_state_text(run.state))
+        console.print(line)
+
+
+def work_pool_json(
+    pool: WorkPool,
+    queues: Sequence[WorkQueue] | None = None,
+    workers: Sequence[Worker] | None = None,
+) -> dict[str, Any]:
+    """The pool's fields; with queues and workers for ``inspect``."""
+    data = pool.model_dump(mode="json")
+    if queues is not None:
+        data["queues"] = [work_queue_json(queue) for queue in queues]
+    if workers is not None:
+        data["workers"] = [worker.model_dump(mode="json") for worker in workers]
+    return data
+
+
+def work_queue_json(queue: WorkQueue) -> dict[str, Any]:
+    return queue.model_dump(mode="json")
+
+
+def work_pools_table(pools: Sequence[WorkPool]) -> None:
+    table = Table(box=None, header_style="bold")
+    table.add_column("Name", overflow="fold")
+    table.add_column("Type")
+    table.add_column("Limit", justify="right")
+    table.add_column("Active runs", justify="right")
+    table.add_column("Online workers", justify="right")
+    table.add_column("Status")
+    for pool in pools:
+        table.add_row(
+            Text(pool.name), pool.type, _limit(pool.concurrency_limit), str(pool.active_runs),
+            str(pool.online_workers), _paused_text(pool.paused),
+        )
+    _console(soft_wrap=False).print(table)
+
+
+def work_pool_detail(
+    pool: WorkPool, queues: Sequence[WorkQueue], workers: Sequence[Worker]
+) -> None:
+    console = _console(soft_wrap=False)
+    fields = _fields()
+    fields.add_row("Name", Text(pool.name))
+    fields.add_row("Type", pool.type)
+    fields.add_row("Description", Text(pool.description or "-"))
+    fields.add_row("Concurrency limit", _limit(pool.concurrency_limit))
+    fields.add_row("Active runs", _of_limit(pool.active_runs, pool.concurrency_limit))
+    fields.add_row("Status", _paused_text(pool.paused))
+    fields.add_row("Created", _local(pool.created, "%Y-%m-%d %H:%M:%S"))
+    console.print(fields)
+    console.print()
+    work_queues_table(queues, title="Queues", show_pool=False)
+    console.print()
+    if not workers:
+        hint = f"No workers; start one with `anabranch worker start --pool {pool.name}`."
+        console.print(Text(hint, style="dim"))
+        return
+    table = Table(box=None, header_style="bold", title="Workers", title_justify="left")
+    table.add_column("Worker", overflow="fold")
+    table.add_column("Status")
+    table.add_column("Limit", justify="right")
+    table.add_column("Last heartbeat")
+    for worker in workers:
+        status = Text("online", style="green") if worker.online else Text("offline", style="dim")
+        table.add_row(
+            Text(worker.name), status, _limit(worker.limit),
+            _local(worker.last_heartbeat, "%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)
+
+
+def work_queues_table(
+    queues: Sequence[WorkQueue], *, title: str | None = None, show_pool: bool = True
+) -> None:
+    table = Table(box=None, header_style="bold", title=title, title_justify="left")
+    table.add_column("Queue", overflow="fold")
+    if show_pool:
+        table.add_column("Work pool", overflow="fold")
+    table.add_column("Priority", justify="right")
+    table.add_column("Limit", justify="right")
+    table.add_column("Active runs", justify="right")
+    table.add_column("Status")
+    for queue in queues:
+        pool = [Text(queue.work_pool_name)] if show_pool else []
+        table.add_row(
+            Text(queue.name), *pool, str(queue.priority), _limit(queue.concurrency_limit),
+            str(queue.active_runs), _paused_text(queue.paused),
+        )
+    _console(soft_wrap=False).print(table)
+
+
+def work_queue_detail(queue: WorkQueue) -> None:
+    fields = _fields()
+    fields.add_row("Queue", Text(queue.name))
+    fields.add_row("Work pool", Text(queue.work_pool_name))
+    fields.add_row("Priority", f"{queue.priority} (lower numbers are served first)")
+    fields.add_row("Description", Text(queue.description or "-"))
+    fields.add_row("Concurrency limit", _limit(queue.concurrency_limit))
+    fields.add_row("Active runs", _of_limit(queue.active_runs, queue.concurrency_limit))
+    fields.add_row("Status", _paused_text(queue.paused))
+    fields.add_row("Created", _local(queue.created, "%Y-%m-%d %H:%M:%S"))
+    _console(soft_wrap=False).print(fields)
+
+
+def work_pool_saved(pool: WorkPool, verb: str) -> None:
+    line = Text(f"{verb} work pool {pool.name!r}: limit {_limit(pool.concurrency_limit)}, ")
+    line.append(f"{pool.active_runs} active runs, ")
+    line.append_text(_paused_text(pool.paused))
+    line.append(".")
+    _console().print(line)
+
+
+def work_queue_saved(queue: WorkQueue, verb: str) -> None:
+    line = Text(
+        f"{verb} work queue {queue.name!r} of work pool {queue.work_pool_name!r}: priority "
+        f"{queue.priority}, limit {_limit(queue.concurrency_limit)}, "
+    )
+    line.append_text(_paused_text(queue.paused))
+    line.append(".")
+    _console().print(line)
+
+
+def deleted(what: str) -> None:
+    _console().print(Text(f"Deleted {what}."))
+
+
+def _json_or_dash(data: dict[str, Any]) -> str:
+    return json.dumps(data) if data else "-"
+
+
+def _fields() -> Table:
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold", no_wrap=True)
+    fields.add_column()
+    return fields
+
+
+def _limit(limit: int | None) -> str:
+    return "none" if limit is None else str(limit)
+
+
+def _of_limit(active: int, limit: int | None) -> str:
+    return str(active) if limit is None else f"{active} of {limit}"
+
+
+def _paused_text(paused: bool) -> Text:
+    return Text("paused", style="yellow") if paused else Text("active", style="green")
+
+
+def _schedule(schedule: Schedule) -> str:
+    if schedule.cron is not None:
+        text = f"cron {schedule.cron!r} ({schedule.timezone})"
+    else:
+        text = f"every {schedule.interval:g}s"
+        if schedule.anchor_date is not None:
+            text += f" from {schedule.anchor_date.isoformat()}"
+    return text if schedule.active else f"{text}, inactive"
+
+
+def _takes(schema: dict[str, Any] | None) -> str:
+    """``a: integer (required), b: string = 'x'`` from a parameter schema."""
+    if not schema:
+        return "anything (no parameter schema)"
+    required = set(schema.get("required", ()))
+    described = []
+    for name, prop in schema.get("properties", {}).items():
+        kind = prop.get("type") or ("object" if "$ref" in prop else "any")
+        text = f"{name}: {kind}"
+        if name in required:
+            text += " (required)"
+        elif "default" in prop:
+            text += f" = {json.dumps(prop['default'])}"
+        described.append(text)
+    if schema.get("additionalProperties", True) is not False:
+        described.append("**others")
+    return ", ".join(described) or "no parameters"
