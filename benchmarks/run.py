@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import bench_concurrency
+import bench_deployments
 import bench_server
 from workloads import (
     HERE,
@@ -180,12 +181,20 @@ def section_server(args: argparse.Namespace, results: dict[str, Any]) -> None:
     print(bench_server.report(figures))
 
 
+def section_deployments(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Deployment runs through a real server and worker processes: latency, throughput."""
+    figures = bench_deployments.run(timeout=args.timeout)
+    results["deployments"] = figures
+    print(bench_deployments.report(figures))
+
+
 SECTIONS: list[tuple[str, Section]] = [
     ("import", section_import_time),
     ("write_batch", section_write_batch),
     ("workloads", section_workloads),
     ("concurrency", section_concurrency),
     ("server", section_server),
+    ("deployments", section_deployments),
 ]
 
 

@@ -4,8 +4,8 @@ Each snippet lives verbatim (``prefect`` replaced by ``anabranch``) in ``snippet
 without a ``__main__`` block run in this process with runpy; the seed-004 scripts run as real
 scripts in a subprocess on this test's ANABRANCH_HOME. Snippets that need a concurrency limit
 get it from the real console script first (the seed's `prefect concurrency-limit create NAME N`
-becomes `anabranch concurrency-limit create NAME N`). Snippets that need deployments are kept,
-and skipped until deployments land.
+becomes `anabranch concurrency-limit create NAME N`). The snippets that call run_deployment
+run against deployed children and real workers in tests/workers/test_seed_deployments.py.
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ from anabranch.task_runners import ThreadPoolTaskRunner
 
 SNIPPETS = Path(__file__).parent / "snippets"
 ANABRANCH = str(Path(sys.executable).with_name("anabranch"))
-
-NEEDS_DEPLOYMENTS = "run_deployment needs deployments and workers, which arrive in a later issue"
 
 
 def run_snippet(name: str | Path, **given: Any) -> dict[str, Any]:
@@ -505,32 +503,3 @@ def test_with_a_plain_call_a_succeeding_transform_load_lets_cleanup_run(
     assert _flow_run(client, "parent").state.type is StateType.COMPLETED
     assert _flow_run(client, "transform-load").state.type is StateType.COMPLETED
     assert _flow_run(client, "cleanup").state.type is StateType.COMPLETED
-
-
-# --- kept for later issues -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "snippet",
-    [
-        pytest.param("seed000_trigger_child_deployments.py", id="trigger-child-deployments"),
-        pytest.param("seed000_option_c_pool_limited_deployments.py", id="option-c"),
-        pytest.param("seed000_run_deployment_with_timeout.py", id="run-deployment-timeout"),
-        pytest.param("seed004_parent_with_backfill.py", id="parent-with-backfill"),
-        pytest.param("seed004_orchestrate_deployments.py", id="orchestrate-deployments"),
-        pytest.param("seed004_parent_runs_deployments.py", id="parent-runs-deployments"),
-    ],
-)
-@pytest.mark.skip(reason=NEEDS_DEPLOYMENTS)
-def test_snippets_that_trigger_deployments(snippet):
-    runpy.run_path(str(SNIPPETS / snippet))
-
-
-@pytest.mark.skip(
-    reason=NEEDS_DEPLOYMENTS + "; the seed's `prefect deployment build -n dev -q dev -a "
-    "flows/11_parent_child/parent_child.py:<flow>` commands are Prefect 2 CLI"
-)
-def test_deployment_build_commands_register_extract_transform_load_and_cleanup():
-    raise NotImplementedError
-
-
