@@ -83,6 +83,7 @@ def run_id(output: str) -> uuid.UUID:
 
 
 def test_deploy_then_inspect_shows_what_was_given(pool: str, project: Path) -> None:
+    # python= names an interpreter only the workers' hosts have: the flow is described here.
     deployed = run_script(
         "deploy", "flows/sales.py:load_sales", "--name", "daily", "--pool", pool,
         "--work-queue", "fast", "--param", "limit=3", "--param", 'regions=["apac","amer"]',
@@ -145,14 +146,14 @@ def test_job_variables_set_env_python_and_working_dir(cli, pool: str, tmp_path: 
     ok(cli(
         "deploy", "flows/sales.py:nightly", "--name", "j", "--pool", pool,
         "--job-variable", "env.A=1", "--job-variable", "env.B=two words",
-        "--job-variable", f"working_dir={tmp_path}", "--job-variable", "python=python3.11",
+        "--job-variable", f"working_dir={tmp_path}", "--job-variable", f"python={sys.executable}",
     ))
 
     shown = inspect(cli, "nightly/j")
     assert shown["job_variables"] == {
         "env": {"A": "1", "B": "two words"},
         "working_dir": str(tmp_path),
-        "python": "python3.11",
+        "python": sys.executable,
     }
     assert shown["entrypoint"] == "project/flows/sales.py:nightly"
 
@@ -191,6 +192,65 @@ def test_bad_input_is_one_line_and_exit_code_1(
     name_and_pool = ["--name", "bad"] + ([] if "--pool" in rest else ["--pool", pool])
 
     assert message in one_line_error(cli("deploy", entrypoint, *name_and_pool, *rest))
+
+
+def test_a_flow_is_described_by_the_interpreter_its_job_variables_name(
+    cli, pool: str, project: Path, tmp_path: Path
+) -> None:
+    # The flow imports a package this interpreter lacks; the deployment's environment
+    # (here: the same interpreter with PYTHONPATH from its env job variable) has it.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "only_there.py").write_text("TABLE = 'sales'\n")
+    (project / "isolated.py").write_text(textwrap.dedent("""
+        import only_there
+        from anabranch import flow
+
+        @flow(description=f"Loads {only_there.TABLE}.")
+        def load(limit: int = 1) -> int:
+            return limit
+    """))
+    args = ["deploy", "isolated.py:load", "--name", "iso", "--pool", pool,
+            "--param", "limit=3", "--job-variable", f"env.PYTHONPATH={elsewhere}"]
+
+    assert "only_there" in one_line_error(cli(*args))
+    ok(cli(*args, "--job-variable", f"python={sys.executable}"))
+
+    shown = inspect(cli, "load/iso")
+    assert shown["description"] == "Loads sales."
+    assert shown["parameters"] == {"limit": 3}
+    assert shown["parameter_schema"]["properties"]["limit"]["type"] == "integer"
+    assert "only_there" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    ("entrypoint", "extra", "message"),
+    [
+        ("flows/sales.py:nighty", (), "has no 'nighty'; the flows in it are"),
+        ("flows/sales.py:nightly", ("--param", "limit=lots"), "Parameter 'limit'"),
+    ],
+)
+def test_errors_found_by_another_interpreter_read_as_if_found_here(
+    cli, pool: str, entrypoint: str, extra: tuple[str, ...], message: str
+) -> None:
+    python = ("--job-variable", f"python={sys.executable}")
+    args = ("deploy", entrypoint, "--name", "x", "--pool", pool, *python, *extra)
+
+    assert message in one_line_error(cli(*args))
+
+
+def test_an_interpreter_without_anabranch_is_named_with_the_fix(
+    cli, pool: str, tmp_path: Path
+) -> None:
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+
+    line = one_line_error(cli(
+        "deploy", "flows/sales.py:nightly", "--name", "x", "--pool", pool,
+        "--job-variable", f"python={bare / 'bin' / 'python'}",
+    ))
+
+    assert "could not describe the flow" in line and "install anabranch" in line
 
 
 def test_the_installed_script_reports_an_import_error_in_one_line(project: Path) -> None:

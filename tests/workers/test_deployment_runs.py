@@ -25,11 +25,19 @@ import time
 from pathlib import Path
 
 from anabranch import flow
+from anabranch.client import get_client
+from anabranch.context import FlowRunContext
 
 
 @flow(name="Child Flow")
 def child(x: int) -> dict:
-    return {"x": x, "doubled": 2 * x, "pid": os.getpid(), "prefix": sys.prefix}
+    # What the store says of this run as its body starts: a worker's run that the store
+    # sees as never started could be handed to another worker if this one died now.
+    stored = get_client().read_flow_run(FlowRunContext.get().flow_run.id)
+    return {
+        "x": x, "doubled": 2 * x, "pid": os.getpid(), "prefix": sys.prefix,
+        "stored_at_start": [stored.state.type.value, stored.run_count],
+    }
 
 
 @flow(name="Barrier Child")
@@ -135,6 +143,7 @@ def test_run_deployment_returns_the_child_run_and_its_result_from_another_proces
     assert result.returncode == 0, result.stderr + platform.worker_logs()
     direct_id, task_id, direct, in_task, parent_pid = json.loads(result.stdout.splitlines()[-1])
     assert (direct["doubled"], in_task["doubled"]) == (2, 4)
+    assert direct["stored_at_start"] == in_task["stored_at_start"] == ["RUNNING", 1]
     assert direct["pid"] != parent_pid and in_task["pid"] != parent_pid
     parent_run = client.read_flow_runs(flow_name="parent")[0]
     children = {run.id: run for run in _children_of(client, parent_run.id)}
@@ -273,6 +282,7 @@ def test_a_child_deployment_runs_in_its_own_virtual_environment(
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     (child_site,) = venv.glob("lib/python*/site-packages")
     (child_site / "conflicting.py").write_text("VERSION = '2.0'\n")
+    (child_site / "child_only.py").write_text("NAME = 'child only'\n")
     # anabranch itself comes from the parent's environment, after the child's own packages.
     parent_site = next(p for p in sys.path if p.endswith("site-packages") and "venv" in p)
     (child_site / "parent_packages.pth").write_text(
@@ -282,6 +292,7 @@ def test_a_child_deployment_runs_in_its_own_virtual_environment(
         "versions.py",
         """
         import sys
+        import child_only
         import conflicting
         from anabranch import flow
 
@@ -291,10 +302,10 @@ def test_a_child_deployment_runs_in_its_own_virtual_environment(
         """,
     )
     platform.cli("work-pool", "create", "local")
-    # Deploying imports the flow's file where `anabranch deploy` runs: beside the parent.
+    # The child's own interpreter describes the flow: `child_only` exists only there.
     platform.deploy(
         "versions.py:versions", "isolated", "local",
-        "--job-variable", f"python={venv / 'bin' / 'python'}", PYTHONPATH=str(parent_libs),
+        "--job-variable", f"python={venv / 'bin' / 'python'}",
     )
     platform.start_worker("local")
     parent = platform.write(

@@ -17,8 +17,11 @@ from anabranch.cli.options import (
     whole_number,
 )
 from anabranch.client import get_client
-from anabranch.deployments.deploy import JOB_VARIABLES, build_deployment, next_steps
-from anabranch.deployments.entrypoints import load_flow
+from anabranch.deployments.deploy import (
+    JOB_VARIABLES,
+    build_deployment_from_entrypoint,
+    next_steps,
+)
 
 _JOB_VARIABLE_HELP = (
     "KEY=VALUE, repeatable: env.NAME=VALUE sets environment variable NAME of the run's "
@@ -84,9 +87,8 @@ def deploy(
 
     Deploying again with the same name replaces the deployment; its runs stay.
     """
-    flow = load_flow(entrypoint)
-    deployment = build_deployment(
-        flow,
+    deployment = build_deployment_from_entrypoint(
+        entrypoint,
         name=name,
         work_pool_name=pool,
         work_queue_name=work_queue,
@@ -106,7 +108,6 @@ def deploy(
         max_lateness_seconds=(
             None if max_lateness is None else seconds(max_lateness, "--max-lateness")
         ),
-        entrypoint=entrypoint,
     )
     client = get_client()
     saved = client.save_deployment(deployment)

@@ -9,6 +9,7 @@ only delegate to this module.
 from __future__ import annotations
 
 import shlex
+import shutil
 import uuid
 import zoneinfo
 from collections.abc import Iterable, Mapping
@@ -20,12 +21,12 @@ import pydantic
 
 from anabranch._decorated import Decorated
 from anabranch.client import AnabranchClient, get_client
+from anabranch.deployments.describe import FlowFacts, describe, describe_with
 from anabranch.deployments.entrypoints import (
     entrypoint_for,
     is_file_target,
     is_flow,
-    json_parameters,
-    parameter_schema,
+    load_flow,
     split_entrypoint,
 )
 from anabranch.exceptions import InvalidDeployment
@@ -44,25 +45,14 @@ def build_deployment(
     flow: Decorated,
     *,
     name: str,
-    work_pool_name: str | None = None,
-    work_queue_name: str | None = None,
     parameters: Mapping[str, Any] | None = None,
-    tags: Iterable[str] | None = None,
-    description: str | None = None,
-    version: str | None = None,
     job_variables: Mapping[str, Any] | None = None,
-    concurrency_limit: int | None = None,
-    cron: str | Iterable[str] | None = None,
-    interval: float | timedelta | Iterable[float | timedelta] | None = None,
-    timezone: str | None = None,
-    schedules: Iterable[Schedule | Mapping[str, Any]] | None = None,
-    late_run_policy: LateRunPolicy | str | None = None,
-    max_lateness_seconds: float | None = None,
     entrypoint: str | None = None,
-    paused: bool = False,
     enforce_parameter_schema: bool = True,
+    **options: Any,
 ) -> Deployment:
-    """The Deployment of ``flow`` named ``name``, checked but not saved.
+    """The Deployment of ``flow`` named ``name``, checked but not saved (the other options
+    are ``assemble``'s).
 
     ``entrypoint`` defaults to where ``flow`` was defined. A relative file entrypoint is
     taken from the current directory now and stored relative to the ``working_dir`` job
@@ -71,22 +61,77 @@ def build_deployment(
     """
     if not is_flow(flow):
         raise TypeError(f"deploy() needs a flow (a @flow function), got {flow!r}.")
-    _check_name(name, "deployment")
-    _check_name(flow.name, "flow")
     variables = _job_variables(job_variables or {})
-    entrypoint, variables = _locate(entrypoint or entrypoint_for(flow), variables)
+    located, variables = _locate(entrypoint or entrypoint_for(flow), variables)
+    facts = describe(flow, dict(parameters or {}), enforce_parameter_schema)
+    return assemble(facts, name=name, entrypoint=located, job_variables=variables, **options)
+
+
+def build_deployment_from_entrypoint(
+    entrypoint: str,
+    *,
+    name: str,
+    parameters: Mapping[str, Any] | None = None,
+    job_variables: Mapping[str, Any] | None = None,
+    enforce_parameter_schema: bool = True,
+    **options: Any,
+) -> Deployment:
+    """The Deployment of the flow at ``entrypoint``, checked but not saved. When the job
+    variables name a ``python`` interpreter found on this machine, that interpreter imports
+    and describes the flow, so its packages need to exist only in the environment it runs
+    in; one not found here (it may exist only on the workers' hosts) leaves it to this one."""
+    variables = _job_variables(job_variables or {})
+    located, variables = _locate(entrypoint, variables)
+    python = variables.get("python")
+    if python is None or shutil.which(python) is None:
+        facts = describe(load_flow(entrypoint), dict(parameters or {}), enforce_parameter_schema)
+    else:
+        facts = describe_with(
+            python,
+            located,
+            working_dir=variables.get("working_dir"),
+            env=variables.get("env", {}),
+            parameters=dict(parameters or {}),
+            enforce_parameter_schema=enforce_parameter_schema,
+        )
+    return assemble(facts, name=name, entrypoint=located, job_variables=variables, **options)
+
+
+def assemble(
+    facts: FlowFacts,
+    *,
+    name: str,
+    entrypoint: str,
+    job_variables: dict[str, Any],
+    work_pool_name: str | None = None,
+    work_queue_name: str | None = None,
+    tags: Iterable[str] | None = None,
+    description: str | None = None,
+    version: str | None = None,
+    concurrency_limit: int | None = None,
+    cron: str | Iterable[str] | None = None,
+    interval: float | timedelta | Iterable[float | timedelta] | None = None,
+    timezone: str | None = None,
+    schedules: Iterable[Schedule | Mapping[str, Any]] | None = None,
+    late_run_policy: LateRunPolicy | str | None = None,
+    max_lateness_seconds: float | None = None,
+    paused: bool = False,
+) -> Deployment:
+    """The Deployment of a described flow, with every setting checked."""
+    _check_name(name, "deployment")
+    _check_name(facts.name, "flow")
     return Deployment(
         name=name,
-        flow_name=flow.name,
+        flow_name=facts.name,
         entrypoint=entrypoint,
-        description=description if description is not None else getattr(flow, "description", None),
-        version=version if version is not None else getattr(flow, "version", None),
+        description=description if description is not None else facts.description,
+        version=version if version is not None else facts.version,
         tags=list(dict.fromkeys(tags or ())),
-        parameters=json_parameters(flow, dict(parameters or {})),
-        parameter_schema=parameter_schema(flow) if enforce_parameter_schema else None,
+        parameters=facts.parameters,
+        parameter_schema=facts.parameter_schema,
         work_pool_name=work_pool_name,
         work_queue_name=work_queue_name,
-        job_variables=variables,
+        job_variables=job_variables,
         concurrency_limit=_concurrency_limit(concurrency_limit),
         schedules=_schedules(cron, interval, timezone, schedules),
         late_run_policy=_late_run_policy(late_run_policy),
@@ -96,8 +141,9 @@ def build_deployment(
 
 
 def deploy(flow: Decorated, *, name: str, **options: Any) -> Deployment:
-    """Build the deployment (see ``build_deployment`` for the options) and save it: a
-    deployment of the same flow and name is replaced, keeping its id and its runs."""
+    """Build the deployment (see ``build_deployment`` and ``assemble`` for the options)
+    and save it: a deployment of the same flow and name is replaced, keeping its id and
+    its runs."""
     return get_client().save_deployment(build_deployment(flow, name=name, **options))
 
 

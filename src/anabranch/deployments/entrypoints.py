@@ -295,7 +295,11 @@ def _import_module(target: str, base: Path, entrypoint: str) -> ModuleType:
 def _import_failed(entrypoint: str, what: str, exc: Exception) -> EntrypointError:
     hint = ""
     if isinstance(exc, ModuleNotFoundError) and exc.name:
-        hint = f" (is {exc.name!r} installed in this Python environment, {sys.executable}?)"
+        hint = (
+            f" (is {exc.name!r} installed in this Python environment, {sys.executable}? A "
+            "flow that runs in another environment is deployed with the job variable "
+            "python=/path/to/that/environment/bin/python)"
+        )
     return EntrypointError(
         f"Entrypoint {entrypoint!r}: importing {what} raised {type(exc).__name__}: {exc}{hint}"
     )
