@@ -7,8 +7,6 @@ import json
 import threading
 import time
 
-import pytest
-
 from anabranch import flow, task
 from anabranch.concurrency.sync import concurrency
 from anabranch.exceptions import ConcurrencySlotTimeout
@@ -187,12 +185,6 @@ def test_a_task_waiting_for_slots_is_pending_and_leaves_its_worker_to_others(cli
     assert history[-1][0] is StateType.COMPLETED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="An earlier waiter keeps its place on every limit it asked for, even one it is not "
-    "blocked on: a holder of 'a' asking for the free 'b' queues behind a waiter for "
-    "['a', 'b'], which waits for the holder to release 'a' - a deadlock only a timeout ends.",
-)
 def test_a_holder_asking_for_a_free_limit_is_not_queued_behind_a_waiter_for_its_slots(
     client, wait_until
 ):

@@ -4,7 +4,8 @@ Slots are held by leases that expire unless renewed, so a holder that dies (SIGK
 lost machine) frees its slots when its lease runs out; every acquisition first reaps expired
 leases and waiter tickets, so any process using the store frees them. Slots go out in
 arrival order: a request does not take slots while an earlier live waiter wants any of the
-same limits, so a waiter asking for many slots is never starved by a stream of small ones.
+same limits (unless another of that waiter's limits is full for it), so a waiter asking for
+many slots is never starved by a stream of small ones.
 """
 
 from __future__ import annotations
@@ -223,7 +224,75 @@ def acquire(
     used = {row.id: float(row.used) for row in rows}
     waiting = [row.id for row in rows if row.waiting]
     waiters = _live_waiters(conn, waiting, now) if waiting else []
-    return [_try(conn, request, limits, used, waiters, now) for request in requests]
+    line = _Line(conn, rows, used, waiters, now)
+    return [_try(conn, request, limits, used, line, now) for request in requests]
+
+
+class _Line:
+    """The waiters on the limits of one acquisition, every ticket of each, and which of
+    them could not take their slots now anyway.
+
+    An earlier waiter keeps its place on every limit it asked for, except while another of
+    its limits is full for it: then nothing taken meanwhile delays it. Without that
+    exception, a holder of ``a`` asking for a free ``b`` would queue behind a waiter for
+    ``a`` and ``b``, which waits for the holder to release ``a``: a deadlock.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        rows: Sequence[Any],
+        used: dict[uuid.UUID, float],
+        waiters: list[Any],
+        now: datetime,
+    ) -> None:
+        self.waiters = waiters
+        self._now = now
+        self._rows = {row.id: row for row in rows}
+        self._used = used
+        self._tickets: dict[uuid.UUID, list[Any]] = {}
+        for ticket in waiters:
+            self._tickets.setdefault(ticket.id, []).append(ticket)
+        elsewhere = {t.limit_id for t in waiters} - self._rows.keys()
+        if elsewhere:
+            self._rows.update(
+                (row.id, row)
+                for row in conn.execute(
+                    sa.select(concurrency_limit).where(concurrency_limit.c.id.in_(elsewhere))
+                )
+            )
+            self._elsewhere_used = _slots_in_use(conn, list(elsewhere), now)
+        else:
+            self._elsewhere_used = {}
+
+    def ahead_of(self, request: SlotRequest, limit_ids: set[uuid.UUID]) -> list[Any]:
+        """The earlier waiters' tickets that hold ``request`` back."""
+        return [
+            w for w in self.waiters
+            if w.limit_id in limit_ids and w.id != request.waiter_id
+            and w.since < request.since and not self._stuck_elsewhere(w)
+        ]
+
+    def add(self, ticket: Any) -> None:
+        self.waiters.append(ticket)
+        self._tickets.setdefault(ticket.id, []).append(ticket)
+
+    def leave(self, waiter_id: uuid.UUID) -> bool:
+        """Forget a waiter's tickets; whether it had any."""
+        if self._tickets.pop(waiter_id, None) is None:
+            return False
+        self.waiters[:] = [w for w in self.waiters if w.id != waiter_id]
+        return True
+
+    def _stuck_elsewhere(self, ticket: Any) -> bool:
+        for other in self._tickets.get(ticket.id, ()):
+            row = self._rows.get(other.limit_id)
+            if other.limit_id == ticket.limit_id or row is None or not row.active:
+                continue
+            used = self._used if other.limit_id in self._used else self._elsewhere_used
+            if _in_use(row, used, self._now) + other.occupy > row.limit:
+                return True
+        return False
 
 
 def _try(
@@ -231,7 +300,7 @@ def _try(
     request: SlotRequest,
     limits: dict[str, Any],
     used: dict[uuid.UUID, float],
-    waiters: list[Any],
+    line: _Line,
     now: datetime,
 ) -> SlotGrant:
     missing = [name for name in request.names if name not in limits]
@@ -255,13 +324,10 @@ def _try(
                 "--slot-decay-per-second RATE`.",
             )
     ids = {row.id for row in rows}
-    ahead = [
-        w for w in waiters if w.limit_id in ids and w.id != request.waiter_id
-        and w.since < request.since
-    ]
+    ahead = line.ahead_of(request, ids)
     full = [row for row in rows if _in_use(row, used, now) + request.occupy > row.limit]
     if ahead or full:
-        _keep_waiting(conn, request, rows, waiters, now)
+        _keep_waiting(conn, request, rows, line, now)
         blocker = full[0] if full else next(r for r in rows if r.id == ahead[0].limit_id)
         return SlotGrant(
             granted=False,
@@ -271,7 +337,8 @@ def _try(
             + (f", {len({w.id for w in ahead})} earlier waiter(s)" if ahead else "")
             + ")",
         )
-    _leave_line(conn, request.waiter_id, waiters)
+    if line.leave(request.waiter_id):
+        withdraw(conn, request.waiter_id)
     if request.mode == "rate":
         for row in rows:
             _add_decaying(conn, row, request.occupy, now)
@@ -305,12 +372,12 @@ def _add_decaying(conn: Connection, row: Any, occupy: int, now: datetime) -> Non
 
 
 def _keep_waiting(
-    conn: Connection, request: SlotRequest, rows: Iterable[Any], waiters: list[Any], now: datetime
+    conn: Connection, request: SlotRequest, rows: Iterable[Any], line: _Line, now: datetime
 ) -> None:
     """Leave (or refresh) the request's tickets, so later requests queue behind it."""
     expires = now + timedelta(seconds=WAITER_TICKET_SECONDS)
     fresh_until = now + timedelta(seconds=WAITER_TICKET_SECONDS / 2)
-    mine = {w.limit_id: w.expires_at for w in waiters if w.id == request.waiter_id}
+    mine = {w.limit_id: w.expires_at for w in line.waiters if w.id == request.waiter_id}
     for row in rows:
         if row.id in mine:
             if mine[row.id] > fresh_until:
@@ -333,26 +400,17 @@ def _keep_waiting(
                 expires_at=expires,
             )
         )
-        waiters.append(_Ticket(request.waiter_id, row.id, request.since, expires))
+        line.add(_Ticket(request.waiter_id, row.id, request.since, expires, request.occupy))
 
 
-class _Ticket:
+class _Ticket(NamedTuple):
     """A ticket written in this transaction, shaped like a row of concurrency_waiter."""
 
-    __slots__ = ("id", "limit_id", "since", "expires_at")
-
-    def __init__(
-        self, waiter_id: uuid.UUID, limit_id: uuid.UUID, since: datetime, expires_at: datetime
-    ) -> None:
-        self.id, self.limit_id, self.since, self.expires_at = (
-            waiter_id, limit_id, since, expires_at
-        )
-
-
-def _leave_line(conn: Connection, waiter_id: uuid.UUID, waiters: list[Any]) -> None:
-    if any(w.id == waiter_id for w in waiters):
-        withdraw(conn, waiter_id)
-        waiters[:] = [w for w in waiters if w.id != waiter_id]
+    id: uuid.UUID
+    limit_id: uuid.UUID
+    since: datetime
+    expires_at: datetime
+    occupy: int
 
 
 def withdraw(conn: Connection, waiter_id: uuid.UUID) -> None:
@@ -595,16 +653,16 @@ def _slots_in_use(
 
 
 def _live_waiters(conn: Connection, limit_ids: Sequence[uuid.UUID], now: datetime) -> list[Any]:
+    """Every live ticket of the waiters on ``limit_ids``, their other limits' included."""
+    waiter = concurrency_waiter
+    on_these = sa.select(waiter.c.id).where(
+        waiter.c.limit_id.in_(limit_ids), waiter.c.expires_at > now
+    )
     return list(
         conn.execute(
             sa.select(
-                concurrency_waiter.c.id,
-                concurrency_waiter.c.limit_id,
-                concurrency_waiter.c.since,
-                concurrency_waiter.c.expires_at,
-            ).where(
-                concurrency_waiter.c.limit_id.in_(limit_ids),
-                concurrency_waiter.c.expires_at > now,
-            )
+                waiter.c.id, waiter.c.limit_id, waiter.c.since, waiter.c.expires_at,
+                waiter.c.occupy,
+            ).where(waiter.c.id.in_(on_these), waiter.c.expires_at > now)
         )
     )
