@@ -148,3 +148,21 @@ def test_a_run_handed_to_a_worker_that_went_silent_goes_back_to_the_queue(
     again = store.read_flow_run(run.id)
     assert again.state.type is StateType.SCHEDULED and again.worker_name is None
     assert [r.id for r in poll(store, worker="alive")] == [run.id]
+
+
+def test_the_first_worker_s_late_exit_report_leaves_the_second_worker_s_run_alone(
+    store: EmbeddedClient,
+) -> None:
+    dep = deploy(store, "handed-over")
+    (run,) = queue_runs(store, dep, 1)
+    poll(store, worker="silent")
+    with write_transaction(store.database_url) as conn:
+        crash_zombies(conn, now=_clock.now() + timedelta(minutes=5), silent_for=30)
+    poll(store, worker="alive")
+
+    store.report_process_exit(run.id, 1, worker_name="silent")
+    kept = store.read_flow_run(run.id)
+    assert (kept.state.type, kept.worker_name) == (StateType.PENDING, "alive")
+
+    store.report_process_exit(run.id, 1, worker_name="alive")
+    assert store.read_flow_run(run.id).state.type is StateType.CRASHED

@@ -167,8 +167,11 @@ class AnabranchClient(Protocol):
         """Cancel a flow run and its unfinished descendants; the ids cancelled or now
         Cancelling. A finished run raises unless ``descendants`` is True."""
 
-    def report_process_exit(self, flow_run_id: uuid.UUID, exit_code: int) -> None:
-        """A worker's report that the process running a flow run exited."""
+    def report_process_exit(
+        self, flow_run_id: uuid.UUID, exit_code: int, *, worker_name: str | None = None
+    ) -> None:
+        """A worker's report that the process running a flow run exited; with
+        ``worker_name``, ignored once the run has been handed to another worker."""
 
     def wait_for_flow_run(self, flow_run_id: uuid.UUID, timeout: float) -> FlowRun:
         """The flow run once it is final, or as it is when ``timeout`` seconds have passed."""

@@ -249,9 +249,13 @@ class EmbeddedClient:
         _changes.notify(changed)
         return changed
 
-    def report_process_exit(self, flow_run_id: uuid.UUID, exit_code: int) -> None:
+    def report_process_exit(
+        self, flow_run_id: uuid.UUID, exit_code: int, *, worker_name: str | None = None
+    ) -> None:
         with write_transaction(self.database_url) as conn:
-            run_control.report_process_exit(conn, flow_run_id, exit_code, now=_clock.now())
+            run_control.report_process_exit(
+                conn, flow_run_id, exit_code, now=_clock.now(), worker_name=worker_name
+            )
         _changes.notify([flow_run_id])
 
     def wait_for_flow_run(self, flow_run_id: uuid.UUID, timeout: float) -> FlowRun:

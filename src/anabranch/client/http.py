@@ -285,9 +285,13 @@ class HTTPClient:
         )
         return [uuid.UUID(run_id) for run_id in response.json()["changed"]]
 
-    def report_process_exit(self, flow_run_id: uuid.UUID, exit_code: int) -> None:
+    def report_process_exit(
+        self, flow_run_id: uuid.UUID, exit_code: int, *, worker_name: str | None = None
+    ) -> None:
         self._request(
-            "POST", f"flow_runs/{flow_run_id}/process_exit", json={"exit_code": exit_code}
+            "POST",
+            f"flow_runs/{flow_run_id}/process_exit",
+            json={"exit_code": exit_code, "worker_name": worker_name},
         )
 
     def wait_for_flow_run(self, flow_run_id: uuid.UUID, timeout: float) -> FlowRun:

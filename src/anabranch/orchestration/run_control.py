@@ -66,12 +66,22 @@ def cancel_flow_run(
 
 
 def report_process_exit(
-    conn: Connection, run_id: uuid.UUID, exit_code: int, *, now: datetime
+    conn: Connection,
+    run_id: uuid.UUID,
+    exit_code: int,
+    *,
+    now: datetime,
+    worker_name: str | None = None,
 ) -> None:
     """The worker's word that the process running ``run_id`` has exited: a run being
     cancelled becomes Cancelled, one that had not finished is Crashed naming the exit code.
-    Either way the runs that lived in that process end with it, and their slots are freed."""
+    Either way the runs that lived in that process end with it, and their slots are freed.
+
+    The word of ``worker_name`` counts only while the run is still that worker's: a run
+    put back in the queue (its worker went silent) and handed to another is left alone."""
     run = runs.read_flow_run(conn, run_id)
+    if worker_name is not None and run.worker_name != worker_name:
+        return
     state = run.state.type if run.state is not None else None
     in_process = [run_id, *_descendants(conn, run_id, in_process_only=True)]
     if state is StateType.CANCELLING:

@@ -157,7 +157,7 @@ class ProcessWorker:
             child = process.start(run.id, dispatched.job_variables)
         except Exception as exc:
             logger.error("Worker %r could not start flow run %s: %s", self.name, run.id, exc)
-            self._client.report_process_exit(run.id, -1)
+            self._client.report_process_exit(run.id, -1, worker_name=self.name)
             return
         logger.info(
             "Worker %r started flow run %r (%s) of %r in process %d",
@@ -173,7 +173,7 @@ class ProcessWorker:
     def _watch(self, run_id: uuid.UUID, child: subprocess.Popen[bytes]) -> None:
         exit_code = child.wait()
         try:
-            self._client.report_process_exit(run_id, exit_code)
+            self._client.report_process_exit(run_id, exit_code, worker_name=self.name)
         except Exception as exc:
             # The server's zombie detection ends the run when its heartbeat stops.
             logger.warning("Could not report the exit of flow run %s: %s", run_id, exc)

@@ -40,6 +40,7 @@ class Cancelled(BaseModel):
 
 class ProcessExit(BaseModel):
     exit_code: int = Field(ge=-(2**31), le=2**31 - 1)
+    worker_name: str | None = None
 
 
 @router.post("/deployments")
@@ -103,7 +104,7 @@ def cancel_flow_run(flow_run_id: uuid.UUID, body: Cancellation, store: Store) ->
     "/flow_runs/{flow_run_id}/process_exit", status_code=status.HTTP_204_NO_CONTENT
 )
 def report_process_exit(flow_run_id: uuid.UUID, body: ProcessExit, store: Store) -> None:
-    store.report_process_exit(flow_run_id, body.exit_code)
+    store.report_process_exit(flow_run_id, body.exit_code, worker_name=body.worker_name)
 
 
 @router.get("/flow_runs/{flow_run_id}/wait", responses={404: {"description": "No run."}})
