@@ -166,3 +166,47 @@ def test_the_first_worker_s_late_exit_report_leaves_the_second_worker_s_run_alon
 
     store.report_process_exit(run.id, 1, worker_name="alive")
     assert store.read_flow_run(run.id).state.type is StateType.CRASHED
+
+
+def test_a_run_is_claimed_once_and_a_claimed_run_is_crashed_not_requeued(
+    store: EmbeddedClient,
+) -> None:
+    dep = deploy(store, "claimed")
+    (run,) = queue_runs(store, dep, 1)
+    poll(store, worker="w")
+
+    assert store.claim_flow_run(run.id, process_id=101, worker_name="w")
+    assert not store.claim_flow_run(run.id, process_id=102, worker_name="w")
+    with write_transaction(store.database_url) as conn:
+        crash_zombies(conn, now=_clock.now() + timedelta(minutes=5), silent_for=30)
+
+    crashed = store.read_flow_run(run.id)
+    assert (crashed.state.type, crashed.infrastructure_pid) == (StateType.CRASHED, 101)
+
+
+def test_a_run_handed_to_another_worker_can_not_be_claimed_by_the_first(
+    store: EmbeddedClient,
+) -> None:
+    dep = deploy(store, "handed-on")
+    (run,) = queue_runs(store, dep, 1)
+    poll(store, worker="slow")
+    with write_transaction(store.database_url) as conn:
+        crash_zombies(conn, now=_clock.now() + timedelta(minutes=5), silent_for=30)
+
+    assert not store.claim_flow_run(run.id, process_id=101, worker_name="slow")  # Scheduled
+    poll(store, worker="next")
+    assert not store.claim_flow_run(run.id, process_id=101, worker_name="slow")
+    assert store.claim_flow_run(run.id, process_id=202, worker_name="next")
+
+
+def test_a_run_cancelled_before_its_process_claims_it_is_not_started(
+    store: EmbeddedClient,
+) -> None:
+    dep = deploy(store, "cancelled-early")
+    (run,) = queue_runs(store, dep, 1)
+    poll(store, worker="w")
+    store.cancel_flow_run(run.id)
+
+    assert not store.claim_flow_run(run.id, process_id=101, worker_name="w")
+    store.report_process_exit(run.id, 0, worker_name="w")
+    assert store.read_flow_run(run.id).state.type is StateType.CANCELLED

@@ -51,7 +51,6 @@ class FlowRunEngine:
         else:
             parent_flow_run_id, recorder, inherited_prints = None, get_recorder(), False
         self.is_root = parent_flow_run_id is None and parent_task_run_id is None
-        self.adopted = run is not None
         self.flow = flow
         self.recorder = recorder
         self.parameters = parameters
@@ -180,22 +179,13 @@ class FlowRunEngine:
     def _resolved_parameters(self) -> dict[str, Any]:
         return {k: resolve_inputs(v) for k, v in self.parameters.items()}
 
-    def _stored_as_started(self) -> None:
-        """An adopted run's first Running state is stored before its body runs: a run the
-        store still sees as never started may go back to its queue when its worker dies,
-        and must then never have run."""
-        if self.adopted and self.run.run_count == 1:
-            self.recorder.flush()
-
     def _call_sync(self) -> Any:
-        self._stored_as_started()
         ctx = self._new_context()
         with enter_flow_run(ctx), ctx.task_runner:
             value = self.flow.shape.call(self.flow.fn, self._resolved_parameters())
             return resolve_returned(value)
 
     async def _call_async(self) -> Any:
-        await asyncio.to_thread(self._stored_as_started)
         ctx = self._new_context()
         runner = ctx.task_runner
         with enter_flow_run(ctx):

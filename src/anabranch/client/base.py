@@ -167,6 +167,12 @@ class AnabranchClient(Protocol):
         """Cancel a flow run and its unfinished descendants; the ids cancelled or now
         Cancelling. A finished run raises unless ``descendants`` is True."""
 
+    def claim_flow_run(
+        self, flow_run_id: uuid.UUID, *, process_id: int, worker_name: str | None = None
+    ) -> bool:
+        """Claim a worker's run for the process about to carry it out; False when it is no
+        longer Pending, already claimed, or no longer ``worker_name``'s (do not run it)."""
+
     def report_process_exit(
         self, flow_run_id: uuid.UUID, exit_code: int, *, worker_name: str | None = None
     ) -> None:

@@ -249,6 +249,15 @@ class EmbeddedClient:
         _changes.notify(changed)
         return changed
 
+    def claim_flow_run(
+        self, flow_run_id: uuid.UUID, *, process_id: int, worker_name: str | None = None
+    ) -> bool:
+        with write_transaction(self.database_url) as conn:
+            return run_control.claim_flow_run(
+                conn, flow_run_id, process_id=process_id, worker_name=worker_name,
+                now=_clock.now(),
+            )
+
     def report_process_exit(
         self, flow_run_id: uuid.UUID, exit_code: int, *, worker_name: str | None = None
     ) -> None:

@@ -285,6 +285,16 @@ class HTTPClient:
         )
         return [uuid.UUID(run_id) for run_id in response.json()["changed"]]
 
+    def claim_flow_run(
+        self, flow_run_id: uuid.UUID, *, process_id: int, worker_name: str | None = None
+    ) -> bool:
+        response = self._request(
+            "POST",
+            f"flow_runs/{flow_run_id}/claim",
+            json={"process_id": process_id, "worker_name": worker_name},
+        )
+        return bool(response.json()["claimed"])
+
     def report_process_exit(
         self, flow_run_id: uuid.UUID, exit_code: int, *, worker_name: str | None = None
     ) -> None:

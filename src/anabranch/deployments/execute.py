@@ -23,18 +23,28 @@ from anabranch.deployments.entrypoints import load_flow
 from anabranch.exceptions import AnabranchError
 from anabranch.schemas import State
 from anabranch.states import Failed
-from anabranch.workers.process import WORKER_PID_VARIABLE
+from anabranch.workers.process import WORKER_NAME_VARIABLE, WORKER_PID_VARIABLE
 
 # prctl(PR_SET_PDEATHSIG, sig): the signal the kernel sends us when our parent dies.
 _PR_SET_PDEATHSIG = 1
 
 
-def execute(flow_run_id: uuid.UUID) -> State:
-    """Run the stored flow run; its final state."""
+def execute(flow_run_id: uuid.UUID) -> State | None:
+    """Run the stored flow run; its final state, or None if it was not this process's to
+    run (cancelled, or handed to another worker, before this process could claim it)."""
     client = get_client()
     run = client.read_flow_run(flow_run_id)
     if run.deployment_id is None:
         raise AnabranchError(f"Flow run {flow_run_id} is not a run of a deployment.")
+    worker_name = os.environ.get(WORKER_NAME_VARIABLE)
+    if not client.claim_flow_run(run.id, process_id=os.getpid(), worker_name=worker_name):
+        state = client.read_flow_run(run.id).state
+        print(
+            f"anabranch: flow run {run.name!r} is {state.name if state else 'gone'} and not "
+            "this process's to start any more; not starting it.",
+            file=sys.stderr,
+        )
+        return None
     deployment = client.read_deployment(run.deployment_id)
     try:
         flow = load_flow(deployment.entrypoint)
@@ -72,7 +82,7 @@ def main() -> None:
         sys.exit("usage: python -m anabranch.deployments.execute FLOW_RUN_ID")
     stop_with_worker()
     state = execute(uuid.UUID(sys.argv[1]))
-    sys.exit(0 if state.is_completed() else 1)
+    sys.exit(0 if state is None or state.is_completed() else 1)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,35 @@ def cancel_flow_run(
     return changed
 
 
+def claim_flow_run(
+    conn: Connection,
+    run_id: uuid.UUID,
+    *,
+    process_id: int,
+    worker_name: str | None,
+    now: datetime,
+) -> bool:
+    """The process about to carry out a worker's flow run claims it first; whether it may.
+
+    Only a Pending run that no process has claimed, and that is still ``worker_name``'s,
+    can be claimed. A claimed run is never put back in the queue, and a run put back and
+    handed to another worker can not be claimed by the first one's process: a run of a
+    deployment starts at most once."""
+    conditions = [
+        flow_run.c.id == run_id,
+        flow_run.c.state_type == StateType.PENDING.value,
+        flow_run.c.infrastructure_pid.is_(None),
+    ]
+    if worker_name is not None:
+        conditions.append(flow_run.c.worker_name == worker_name)
+    claimed = conn.execute(
+        sa.update(flow_run)
+        .where(*conditions)
+        .values(infrastructure_pid=process_id, heartbeat=now, updated=now)
+    )
+    return bool(claimed.rowcount)
+
+
 def report_process_exit(
     conn: Connection,
     run_id: uuid.UUID,

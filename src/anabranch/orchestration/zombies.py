@@ -60,22 +60,23 @@ def crash_zombies(conn: Connection, *, now: datetime, silent_for: float) -> list
 
 
 def _requeue_never_started(conn: Connection, *, now: datetime, cutoff: datetime) -> None:
-    """A run handed to a worker that went silent before its process ever started the run
-    (the worker was killed, or the answer to its poll was lost) goes back to the queue for
+    """A run handed to a worker that went silent before a process claimed the run (the
+    worker was killed, or the answer to its poll was lost) goes back to the queue for
     another worker, rather than being Crashed: nothing of it ever ran."""
+    never_claimed = [flow_run.c.run_count == 0, flow_run.c.infrastructure_pid.is_(None)]
     lost = conn.execute(
         sa.select(flow_run.c.id, flow_run.c.worker_name).where(
             flow_run.c.state_type == StateType.PENDING.value,
             flow_run.c.worker_name.is_not(None),
-            flow_run.c.run_count == 0,
             flow_run.c.heartbeat < cutoff,
+            *never_claimed,
         )
     ).all()
     for run_id, worker_name in lost:
         set_state(
             conn, flow_run, run_id, StateType.SCHEDULED, "Scheduled",
             f"Back in the queue: worker {worker_name!r} went silent before starting it.",
-            now=now, only_from=[StateType.PENDING], where=[flow_run.c.run_count == 0],
+            now=now, only_from=[StateType.PENDING], where=never_claimed,
             worker_name=None, heartbeat=None,
         )
 

@@ -21,8 +21,10 @@ from typing import Any
 
 from anabranch.exceptions import AnabranchError
 
-# The child learns its worker's pid from this variable, to stop if that worker dies.
+# The child learns its worker's pid from this variable, to stop if that worker dies, and
+# its worker's name, to claim the run only while it is still that worker's.
 WORKER_PID_VARIABLE = "ANABRANCH_WORKER_PID"
+WORKER_NAME_VARIABLE = "ANABRANCH_WORKER_NAME"
 
 
 def child_command(flow_run_id: uuid.UUID, job_variables: Mapping[str, Any]) -> list[str]:
@@ -31,7 +33,7 @@ def child_command(flow_run_id: uuid.UUID, job_variables: Mapping[str, Any]) -> l
 
 
 def child_environment(
-    flow_run_id: uuid.UUID, job_variables: Mapping[str, Any]
+    flow_run_id: uuid.UUID, job_variables: Mapping[str, Any], worker_name: str | None = None
 ) -> dict[str, str]:
     extra = job_variables.get("env") or {}
     if not isinstance(extra, Mapping):
@@ -41,10 +43,14 @@ def child_environment(
     env = {**os.environ, **{str(k): str(v) for k, v in extra.items()}}
     env["ANABRANCH_FLOW_RUN_ID"] = str(flow_run_id)
     env[WORKER_PID_VARIABLE] = str(os.getpid())
+    if worker_name is not None:
+        env[WORKER_NAME_VARIABLE] = worker_name
     return env
 
 
-def start(flow_run_id: uuid.UUID, job_variables: Mapping[str, Any]) -> subprocess.Popen[bytes]:
+def start(
+    flow_run_id: uuid.UUID, job_variables: Mapping[str, Any], worker_name: str | None = None
+) -> subprocess.Popen[bytes]:
     """Start the child for a flow run. (No preexec_fn: in a process with threads the child
     could deadlock before exec; the child arranges its parent-death signal itself.)"""
     working_dir = job_variables.get("working_dir") or None
@@ -52,7 +58,7 @@ def start(flow_run_id: uuid.UUID, job_variables: Mapping[str, Any]) -> subproces
         return subprocess.Popen(
             child_command(flow_run_id, job_variables),
             cwd=working_dir,
-            env=child_environment(flow_run_id, job_variables),
+            env=child_environment(flow_run_id, job_variables, worker_name),
             start_new_session=True,
         )
     except OSError as exc:

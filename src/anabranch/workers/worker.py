@@ -154,7 +154,7 @@ class ProcessWorker:
     def _start(self, dispatched: DispatchedRun) -> None:
         run = dispatched.flow_run
         try:
-            child = process.start(run.id, dispatched.job_variables)
+            child = process.start(run.id, dispatched.job_variables, self.name)
         except Exception as exc:
             logger.error("Worker %r could not start flow run %s: %s", self.name, run.id, exc)
             self._client.report_process_exit(run.id, -1, worker_name=self.name)

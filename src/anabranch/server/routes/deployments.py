@@ -38,6 +38,15 @@ class Cancelled(BaseModel):
     changed: list[uuid.UUID]
 
 
+class Claim(BaseModel):
+    process_id: int = Field(ge=0, le=2**31 - 1)
+    worker_name: str | None = None
+
+
+class Claimed(BaseModel):
+    claimed: bool
+
+
 class ProcessExit(BaseModel):
     exit_code: int = Field(ge=-(2**31), le=2**31 - 1)
     worker_name: str | None = None
@@ -98,6 +107,16 @@ def create_flow_run_from_deployment(
 def cancel_flow_run(flow_run_id: uuid.UUID, body: Cancellation, store: Store) -> Cancelled:
     """Cancel a run and its unfinished descendants; 400 if it ended, unless ``descendants``."""
     return Cancelled(changed=store.cancel_flow_run(flow_run_id, descendants=body.descendants))
+
+
+@router.post("/flow_runs/{flow_run_id}/claim")
+def claim_flow_run(flow_run_id: uuid.UUID, body: Claim, store: Store) -> Claimed:
+    """A worker's child claims the run it is about to carry out; false: do not run it."""
+    return Claimed(
+        claimed=store.claim_flow_run(
+            flow_run_id, process_id=body.process_id, worker_name=body.worker_name
+        )
+    )
 
 
 @router.post(
