@@ -12,8 +12,10 @@ app = typer.Typer(help="Manage the database anabranch stores runs in.", no_args_
 
 @app.command("upgrade")
 def upgrade_command() -> None:
-    """Migrate ANABRANCH_DATABASE_URL (default: the SQLite file in ANABRANCH_HOME) to the
-    newest schema. Safe to repeat, and while clients and servers use the database."""
+    """Migrate the database to the newest schema.
+
+    The database is ANABRANCH_DATABASE_URL (default: the SQLite file in ANABRANCH_HOME).
+    Safe to repeat, and while clients and servers use the database."""
     # Imported here: SQLAlchemy costs every other command its import time for nothing.
     import sqlalchemy as sa
 

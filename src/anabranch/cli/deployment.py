@@ -124,8 +124,9 @@ def backfill(
     ),
     end: str = typer.Option(..., "--end", metavar="ISO", help="Up to this date or time."),
 ) -> None:
-    """Create the runs the deployment's schedules would have made from --start to --end,
-    each with its own scheduled time; workers take them under the pool's limits."""
+    """Create the runs the deployment's schedules would have made from --start to --end.
+
+    Each has its own scheduled time; workers take them under the pool's limits."""
     first, last = moment(start, "--start"), moment(end, "--end")
     if last < first:
         fail(f"--end ({end}) is before --start ({start}).")

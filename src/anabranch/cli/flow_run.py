@@ -154,8 +154,10 @@ def cancel(
         help="Also when the run has ended: cancel the runs it started that still go on.",
     ),
 ) -> None:
-    """Cancel a flow run and its unfinished subflow and deployment runs: runs that never
-    started are Cancelled at once, running ones Cancelling until their worker stops them."""
+    """Cancel a flow run and its unfinished subflow and deployment runs.
+
+    Runs that never started are Cancelled at once, running ones Cancelling until their
+    worker stops them."""
     client = get_client()
     run_id = _parse_id(flow_run_id)
     cancelled = client.cancel_flow_run(run_id, descendants=descendants)

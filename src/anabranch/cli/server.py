@@ -18,9 +18,11 @@ def start(
     port: int = typer.Option(4200, min=1, max=65535, help="Port to listen on."),
     log_level: str = typer.Option("info", help="uvicorn's log level (warning is quieter)."),
 ) -> None:
-    """Serve the API at http://HOST:PORT/api on ANABRANCH_DATABASE_URL (default: the SQLite
-    file in ANABRANCH_HOME), migrating the database first. Clients use it when
-    ANABRANCH_API_URL=http://HOST:PORT/api; with ANABRANCH_API_KEY set they must send it."""
+    """Serve the API at http://HOST:PORT/api, migrating the database first.
+
+    It stores into ANABRANCH_DATABASE_URL (default: the SQLite file in ANABRANCH_HOME).
+    Clients use it when ANABRANCH_API_URL=http://HOST:PORT/api; with ANABRANCH_API_KEY set
+    they must send it."""
     # Imported here, not at the top: the rest of the CLI (and `anabranch --help`) must not
     # pay for FastAPI and uvicorn, which only this command uses.
     import sqlalchemy as sa
