@@ -426,6 +426,8 @@ def test_run_watch_follows_the_run_to_its_end_on_a_worker(
 
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.splitlines()[-1].split()[-1] == "Completed"
+    shown = ok(cli("flow-run", "inspect", str(run_id(completed.stdout))))
+    assert re.search(r"pool 'etl', worker 'test-worker', pid \d+", shown)
     assert failed.returncode == 1
     assert "ended Failed" in failed.stderr
     assert "bad row 7" in failed.stderr

@@ -259,10 +259,25 @@ def _label(run: FlowRun | TaskRun, *, time_format: str) -> Text:
     label.append(f"  {_local(run.start_time, time_format)}  {_duration(run)}", style="dim")
     if isinstance(run, FlowRun):
         label.append(f"  {run.id}", style="dim")
+        where = _where(run)
+        if where:
+            label.append(f"  {where}", style="cyan")
     state = run.state
     if state is not None and state.type in _FAILURE_TYPES and state.message:
         label.append(f"\n{state.message}", style=_STATE_STYLES[state.type])
     return label
+
+
+def _where(run: FlowRun) -> str:
+    """Where a deployment's run ran: its work pool, worker and process."""
+    parts = []
+    if run.work_pool_name is not None:
+        parts.append(f"pool {run.work_pool_name!r}")
+    if run.worker_name is not None:
+        parts.append(f"worker {run.worker_name!r}")
+    if run.infrastructure_pid is not None:
+        parts.append(f"pid {run.infrastructure_pid}")
+    return ", ".join(parts)
 
 
 def _state_text(state: State | None) -> Text:
