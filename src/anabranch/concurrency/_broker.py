@@ -72,9 +72,6 @@ class SlotBroker:
         self._queue: list[SlotTicket] = []
         self._woken = False
         self._attempt_in_flight = False
-        # Waiter ids of first attempts not yet settled or queued: an interrupt there (Ctrl-C
-        # just as the store wrote the request's ticket) leaves them to cancel_all.
-        self._asking: set[uuid.UUID] = set()
         self._thread: threading.Thread | None = None
         self._limit_names: frozenset[str] = frozenset()
         self._names_read_at = float("-inf")
@@ -95,25 +92,15 @@ class SlotBroker:
         ticket.logger = logger
         # Always one attempt first: a denied attempt leaves the request's ticket in the store,
         # which is what keeps arrival order across this process and every other.
-        with self._cond:
-            self._asking.add(request.waiter_id)
-        try:
-            (grant,) = self._client().acquire_concurrency_slots([request])
-        except Exception:
-            with self._cond:
-                self._asking.discard(request.waiter_id)
-            raise
+        (grant,) = self._client().acquire_concurrency_slots([request])
         if grant.granted or grant.error:
             self._settle(ticket, grant)
-            with self._cond:
-                self._asking.discard(request.waiter_id)
             return ticket
         ticket.waiting_for = grant.waiting_for
         if on_wait is not None:
             on_wait(ticket.waiting_for or f"concurrency limits {request.names}")
         with self._cond:
             self._queue.append(ticket)
-            self._asking.discard(request.waiter_id)
             self._woken = True
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -196,16 +183,12 @@ class SlotBroker:
             self.release(grant.lease_id)
 
     def cancel_all(self) -> None:
-        """Give up every place in line of this process (interrupt, exit), including the
-        tickets of first attempts an interrupt cut short before they were queued.
+        """Give up every place in line of this process (interrupt, exit).
 
         Waits (bounded) for the waiting room's attempt under way: it may renew a ticket after
         it was withdrawn here, and only the waiting room's thread withdraws it again."""
         with self._cond:
             queued = list(self._queue)
-            asking, self._asking = list(self._asking), set()
-        for waiter_id in asking:
-            self._client().withdraw_concurrency_waiter(waiter_id)
         for ticket in queued:
             late = self.cancel(ticket)
             if late is not None:
