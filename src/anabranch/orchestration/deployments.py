@@ -19,9 +19,10 @@ from sqlalchemy.engine import Connection
 
 from anabranch._ids import new_id
 from anabranch._names import generate_flow_run_name
-from anabranch.database.models import deployment, flow_run, run_state, work_pool, work_queue
+from anabranch.database.models import deployment, flow_run, run_state, work_pool
 from anabranch.exceptions import InvalidParameters, ObjectNotFound
 from anabranch.orchestration import runs
+from anabranch.orchestration.queues import DEFAULT_QUEUE, insert_queue, queue_row
 from anabranch.orchestration.run_states import set_state
 from anabranch.schemas import FlowRun, StateType
 from anabranch.schemas.deployments import (
@@ -30,8 +31,6 @@ from anabranch.schemas.deployments import (
     Schedule,
     split_full_name,
 )
-
-DEFAULT_QUEUE = "default"
 
 
 def save_deployment(conn: Connection, new: Deployment, *, now: datetime) -> Deployment:
@@ -44,7 +43,8 @@ def save_deployment(conn: Connection, new: Deployment, *, now: datetime) -> Depl
                 f"create it with `anabranch work-pool create {new.work_pool_name}`."
             )
         queue = new.work_queue_name or DEFAULT_QUEUE
-        _ensure_queue(conn, new.work_pool_name, queue, now)
+        if queue_row(conn, new.work_pool_name, queue) is None:
+            insert_queue(conn, new.work_pool_name, queue, now=now)
         new = new.model_copy(update={"work_queue_name": queue})
     values = _deployment_values(new)
     existing = _row_by_name(conn, new.flow_name, new.name)
@@ -144,7 +144,7 @@ def create_deployment_run(
     check_parameters(dep, parameters)
     queue = request.work_queue_name or dep.work_queue_name
     pool = dep.work_pool_name
-    if pool is not None and queue is not None and not _queue_exists(conn, pool, queue):
+    if pool is not None and queue is not None and queue_row(conn, pool, queue) is None:
         raise ObjectNotFound(
             f"No work queue {queue!r} in work pool {pool!r}; create it with "
             f"`anabranch work-queue create {queue} --pool {pool}`."
@@ -282,26 +282,6 @@ def _run_by_key(conn: Connection, deployment_id: uuid.UUID, key: str) -> uuid.UU
 def _pool_exists(conn: Connection, name: str) -> bool:
     found = conn.execute(sa.select(work_pool.c.id).where(work_pool.c.name == name)).first()
     return found is not None
-
-
-def _queue_exists(conn: Connection, pool_name: str, name: str) -> bool:
-    found = conn.execute(
-        sa.select(work_queue.c.id).where(
-            work_queue.c.work_pool_name == pool_name, work_queue.c.name == name
-        )
-    ).first()
-    return found is not None
-
-
-def _ensure_queue(conn: Connection, pool_name: str, name: str, now: datetime) -> None:
-    if not _queue_exists(conn, pool_name, name):
-        conn.execute(
-            sa.insert(work_queue).values(
-                id=new_id(), work_pool_name=pool_name, name=name, priority=1,
-                concurrency_limit=None, paused=False, description=None,
-                created=now, updated=now,
-            )
-        )
 
 
 def _dialect_insert(conn: Connection) -> Any:

@@ -23,8 +23,9 @@ from anabranch.database.models import worker as worker_table
 from anabranch.exceptions import ObjectNotFound
 from anabranch.orchestration import deployments as deployments_core
 from anabranch.orchestration import runs
-from anabranch.orchestration.deployments import DEFAULT_QUEUE
 from anabranch.orchestration.late_runs import apply_late_run_policies
+from anabranch.orchestration.queues import DEFAULT_QUEUE, insert_queue
+from anabranch.orchestration.queues import queue_row as _queue_row
 from anabranch.orchestration.run_states import set_state
 from anabranch.schemas import StateType
 from anabranch.schemas.deployments import (
@@ -139,12 +140,9 @@ def create_work_queue(
         raise ValueError(f"Work queue priority must be 1 or more (1 first), not {priority}.")
     existing = _queue_row(conn, pool_name, name)
     if existing is None:
-        conn.execute(
-            sa.insert(work_queue).values(
-                id=new_id(), work_pool_name=pool_name, name=name, priority=priority or 1,
-                concurrency_limit=concurrency_limit, paused=False, description=description,
-                created=now, updated=now,
-            )
+        insert_queue(
+            conn, pool_name, name, priority=priority or 1,
+            concurrency_limit=concurrency_limit, description=description, now=now,
         )
     else:
         changes: dict[str, Any] = {"updated": now}
@@ -505,17 +503,6 @@ def _lock_deployments(conn: Connection, deployment_ids: Sequence[uuid.UUID]) -> 
 def _pool_row(conn: Connection, name: str) -> Any:
     return conn.execute(sa.select(work_pool).where(work_pool.c.name == name)).mappings().first()
 
-
-def _queue_row(conn: Connection, pool_name: str, name: str) -> Any:
-    return (
-        conn.execute(
-            sa.select(work_queue).where(
-                work_queue.c.work_pool_name == pool_name, work_queue.c.name == name
-            )
-        )
-        .mappings()
-        .first()
-    )
 
 
 def _work_pool(conn: Connection, row: Any, now: datetime) -> WorkPool:
