@@ -19,6 +19,7 @@ import pytest
 from cli_in_process import ANABRANCH, ok, one_line_error, run_main, run_script
 
 from anabranch.schemas import StateType
+from flow_files import isolated_imports
 
 FLOWS = """
     import datetime
@@ -49,14 +50,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     folder = tmp_path / "project"
     (folder / "flows").mkdir(parents=True)
     (folder / "flows" / "sales.py").write_text(textwrap.dedent(FLOWS))
-    monkeypatch.chdir(folder)
-    path = list(sys.path)
-    yield folder
-    sys.path[:] = path
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if file is not None and Path(file).is_relative_to(tmp_path):
-            del sys.modules[name]
+    with isolated_imports(tmp_path, monkeypatch):
+        monkeypatch.chdir(folder)
+        yield folder
 
 
 @pytest.fixture

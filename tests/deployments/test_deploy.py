@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime
-import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from anabranch.deployments.entrypoints import load_flow
 from anabranch.exceptions import InvalidDeployment, InvalidParameters, ObjectNotFound
 from anabranch.schemas import StateType
 from anabranch.schemas.deployments import DeploymentRunRequest, LateRunPolicy, Schedule
+from flow_files import isolated_imports
 
 SOURCE = """
     import datetime
@@ -37,14 +37,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     folder = tmp_path / "project"
     (folder / "flows").mkdir(parents=True)
     (folder / "flows" / "sales.py").write_text(textwrap.dedent(SOURCE))
-    monkeypatch.chdir(folder)
-    path = list(sys.path)
-    yield folder
-    sys.path[:] = path
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if file is not None and Path(file).is_relative_to(tmp_path):
-            del sys.modules[name]
+    with isolated_imports(tmp_path, monkeypatch):
+        monkeypatch.chdir(folder)
+        yield folder
 
 
 @pytest.fixture

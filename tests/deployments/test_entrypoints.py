@@ -16,20 +16,15 @@ import pytest
 from anabranch import flow
 from anabranch.deployments.entrypoints import entrypoint_for, load_flow, parameter_schema
 from anabranch.exceptions import EntrypointError
+from flow_files import isolated_imports as imports_undone_in
 
 
 @pytest.fixture(autouse=True)
 def isolated_imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test works in its own folder; what loading flows adds to sys.path and
     sys.modules is taken away again."""
-    monkeypatch.chdir(tmp_path)
-    path = list(sys.path)
-    yield
-    sys.path[:] = path
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if file is not None and Path(file).is_relative_to(tmp_path):
-            del sys.modules[name]
+    with imports_undone_in(tmp_path, monkeypatch):
+        yield
 
 
 def write(path: Path, source: str) -> Path:
