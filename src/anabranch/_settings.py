@@ -23,8 +23,19 @@ class Settings(BaseSettings):
     results_storage: str | None = Field(
         default=None, description="Default result storage path or fsspec URL."
     )
+    results_trusted_storage: str | None = Field(
+        default=None, description="More result storage locations (paths or fsspec URLs, "
+        "comma-separated) results may be read from, besides $ANABRANCH_HOME/storage, "
+        "ANABRANCH_RESULTS_STORAGE and the result_storage this process's own flows and tasks "
+        "write to; a stored result reference pointing anywhere else is refused."
+    )
     recorder_flush_interval: float = Field(
         default=0.05, description="Seconds between background writes of run records."
+    )
+    client_retry_seconds: float = Field(
+        default=60.0, ge=0, description="How long a request to the store is retried while the "
+        "server or database is unreachable; run records not stored by then wait in "
+        "$ANABRANCH_HOME/spool for a later delivery."
     )
     heartbeat_seconds: float = Field(
         default=10.0, gt=0, description="How often a process records that its Running flow "
@@ -37,6 +48,14 @@ class Settings(BaseSettings):
     scheduler_seconds: float = Field(
         default=10.0, gt=0, description="How often the server's scheduler makes the upcoming "
         "runs of scheduled deployments and marks overdue runs Late."
+    )
+    server_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, gt=0, description="The largest request body the server "
+        "accepts; a larger one is refused with 413 before it is read."
+    )
+    server_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="How long the server waits for a request body to "
+        "arrive in full; a slower one is refused with 408 and its connection closed."
     )
 
     @property

@@ -47,6 +47,15 @@ class MissingResult(AnabranchError):
     """A state's result was not kept in memory and was not persisted."""
 
 
+class UntrustedResultStorage(AnabranchError, PermissionError):
+    """A result reference points outside the storage locations this process reads results
+    from (``$ANABRANCH_HOME/storage``, ANABRANCH_RESULTS_STORAGE,
+    ANABRANCH_RESULTS_TRUSTED_STORAGE and the ``result_storage`` of its own flows and
+    tasks). References come from the store, which any API client may write, so reading
+    anywhere else could run a planted file's code; the message names the location and how to
+    allow it."""
+
+
 class ObjectNotFound(AnabranchError, LookupError):
     """A run, limit or other object does not exist in the store."""
 
@@ -55,8 +64,15 @@ class UnknownConcurrencyLimit(ObjectNotFound):
     """``concurrency()`` (strict) or ``concurrency_limit=`` named a limit that does not exist."""
 
 
+class InvalidName(AnabranchError, ValueError):
+    """A work pool or work queue was given a name that could not be stored or addressed
+    (empty, too long, a control character, ``.``, ``..`` or a ``/``); the message names the
+    rule. Concurrency limits and deployments raise their own error for the same rules."""
+
+
 class InvalidConcurrencyLimit(AnabranchError, ValueError):
-    """A concurrency limit was given a negative size or slot decay."""
+    """A concurrency limit was given a negative size or slot decay, or a name that could not
+    be stored or addressed."""
 
 
 class ConcurrencySlotTimeout(AnabranchError, TimeoutError):
@@ -69,9 +85,22 @@ class ConcurrencySlotError(AnabranchError, ValueError):
     limit without decay)."""
 
 
-class ServerUnavailable(AnabranchError, ConnectionError):
+class StoreUnavailable(AnabranchError, ConnectionError):
+    """The store (the anabranch server, or the embedded store's database) could not be
+    reached for the client's whole retry budget (ANABRANCH_CLIENT_RETRY_SECONDS)."""
+
+
+class ServerUnavailable(StoreUnavailable):
     """The anabranch server did not answer, or kept failing (5xx), for the HTTP client's
     whole retry budget; the message names the server and how to start it."""
+
+
+class StoreUnusable(AnabranchError, OSError):
+    """What anabranch keeps on this machine can not be kept as things are: the SQLite
+    database or its folder can not be created or written, the file is not a database (or is
+    damaged), or a local result storage folder is not writable. Raised at once, on first
+    use, and never retried (waiting does not heal it); the message names the path and the
+    fix."""
 
 
 class InvalidStateTransition(AnabranchError, ValueError):

@@ -20,7 +20,7 @@ from anabranch._engine import active, cancellation
 from anabranch._engine.timeouts import call_with_timeout
 from anabranch.exceptions import CancelledRun, CrashedRun, RunTimeoutError, SerializationError
 from anabranch.results import ResultRef
-from anabranch.results.storage import ResultStore, result_store
+from anabranch.results.storage import ResultStore, result_store, trust_result_storage
 from anabranch.schemas import FlowRun, State, StateType, TaskRun
 from anabranch.states import (
     AwaitingRetry,
@@ -47,6 +47,12 @@ class RunOptions:
     result_serializer: str = "cloudpickle"
     on_completion: list[Callable[..., Any]] = field(default_factory=list)
     on_failure: list[Callable[..., Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Storage the user's own code names is storage this process may read results from
+        # (a deployment's child writing to the same place, say).
+        if self.result_storage is not None:
+            trust_result_storage(self.result_storage)
 
 
 _run_logs = logging.getLogger("anabranch")

@@ -225,7 +225,7 @@ class TaskRunEngine:
         if task.refresh_cache:
             return None
         store = result_store(task.run_options.result_storage)
-        found, value = store.read_cached(key)
+        found, value = store.read_cached(key, task.run_options.result_serializer)
         if not found:
             return None
         ref = store.reference(key, task.run_options.result_serializer)

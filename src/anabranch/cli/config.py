@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import typer
 
+from anabranch._redact import mask_passwords
 from anabranch.cli import render
 from anabranch.settings import Settings, get_settings
 
@@ -17,7 +18,8 @@ _SECRET_FIELDS = frozenset({"api_key"})
 
 @app.command()
 def view() -> None:
-    """Each setting's effective value and whether it came from the environment."""
+    """Each setting's effective value and whether it came from the environment; passwords in
+    URLs and the API key are masked."""
     settings = get_settings()
     rows = []
     for name in Settings.model_fields:
@@ -27,7 +29,7 @@ def view() -> None:
         elif name in _SECRET_FIELDS:
             shown = "********"
         else:
-            shown = str(value)
+            shown = mask_passwords(str(value))
         source = "environment" if name in settings.model_fields_set else "default"
         rows.append((f"ANABRANCH_{name.upper()}", shown, source))
     render.settings_table(rows, _describe_store(settings))
@@ -35,13 +37,11 @@ def view() -> None:
 
 def _describe_store(settings: Settings) -> str:
     if settings.api_url:
-        return f"server at {settings.api_url}"
+        return f"server at {mask_passwords(settings.api_url)}"
     url = settings.resolved_database_url
     parts = urlsplit(url)
     if parts.scheme.startswith("sqlite"):
         path = Path(parts.path[1:])  # sqlite:///relative or sqlite:////absolute
         state = "exists" if path.is_file() else "not created yet"
         return f"{url} (SQLite file {path}, {state})"
-    if parts.password:
-        url = url.replace(f":{parts.password}@", ":********@", 1)
-    return url
+    return mask_passwords(url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from anabranch._redact import mask_passwords
 from anabranch.cli import render
 from anabranch.settings import get_settings
 
@@ -22,9 +23,8 @@ def upgrade_command() -> None:
     from anabranch.database import HEAD, upgrade
 
     url = get_settings().resolved_database_url
-    shown = url
+    shown = mask_passwords(url)
     try:
-        shown = sa.make_url(url).render_as_string(hide_password=True)
         upgrade(url)
     except sa.exc.SQLAlchemyError as exc:
         render.error(f"The database {shown} could not be migrated: {exc}")

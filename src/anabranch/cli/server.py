@@ -6,6 +6,7 @@ import gc
 
 import typer
 
+from anabranch._redact import mask_passwords
 from anabranch.cli import render
 from anabranch.settings import get_settings
 
@@ -33,12 +34,15 @@ def start(
 
     settings = get_settings()
     url = settings.resolved_database_url
-    shown = url
+    # Never print a password: the URL as SQLAlchemy shows it (or as given, if it can not
+    # parse it), with any password left in its query string masked too.
+    shown = mask_passwords(url)
     try:
-        shown = sa.make_url(url).render_as_string(hide_password=True)
+        shown = mask_passwords(sa.make_url(url).render_as_string(hide_password=True))
         upgrade(url)
-    except sa.exc.SQLAlchemyError as exc:
-        render.error(f"The database {shown} could not be opened or migrated: {exc}")
+    except (sa.exc.SQLAlchemyError, ValueError) as exc:
+        problem = mask_passwords(str(exc))
+        render.error(f"The database {shown} could not be opened or migrated: {problem}")
         raise typer.Exit(1) from exc
     api = f"http://{_url_host(host)}:{port}/api"
     print(f"anabranch server: listening on {api} (docs at {api}/docs)", flush=True)

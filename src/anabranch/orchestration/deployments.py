@@ -19,8 +19,9 @@ from sqlalchemy.engine import Connection
 
 from anabranch._ids import new_id
 from anabranch._names import generate_flow_run_name
+from anabranch._validation import check_name
 from anabranch.database.models import deployment, flow_run, run_state, work_pool
-from anabranch.exceptions import InvalidParameters, ObjectNotFound
+from anabranch.exceptions import InvalidDeployment, InvalidParameters, ObjectNotFound
 from anabranch.orchestration import runs
 from anabranch.orchestration.queues import DEFAULT_QUEUE, insert_queue, queue_row
 from anabranch.orchestration.run_states import set_state
@@ -36,6 +37,8 @@ from anabranch.schemas.deployments import (
 def save_deployment(conn: Connection, new: Deployment, *, now: datetime) -> Deployment:
     """Create the deployment, or replace the one of the same flow and name (keeping its id,
     so its runs stay linked). Its work pool must exist; a named queue is created in it."""
+    check_name(new.flow_name, "flow", error=InvalidDeployment)
+    check_name(new.name, "deployment", error=InvalidDeployment)
     if new.work_pool_name is not None:
         if not _pool_exists(conn, new.work_pool_name):
             raise ObjectNotFound(

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from anabranch._ids import new_id
+from anabranch._validation import check_name
 from anabranch.database.models import work_queue
 
 DEFAULT_QUEUE = "default"
@@ -38,6 +39,7 @@ def insert_queue(
     description: str | None = None,
     now: datetime,
 ) -> None:
+    check_name(name, "work queue")
     conn.execute(
         sa.insert(work_queue).values(
             id=new_id(), work_pool_name=pool_name, name=name, priority=priority,

@@ -22,6 +22,7 @@ from anabranch.database import get_engine
 from anabranch.schemas import RecordBatch
 from anabranch.server import services
 from anabranch.server.errors import install_error_handlers
+from anabranch.server.limits import RequestLimits
 from anabranch.server.routes import (
     concurrency,
     deployments,
@@ -42,8 +43,10 @@ def create_app(database_url: str | None = None, api_key: str | None = None) -> F
     SQLite file in ANABRANCH_HOME).
 
     With ``api_key`` (default: ANABRANCH_API_KEY) every request but ``GET /api/health`` and
-    the API docs must carry ``Authorization: Bearer <key>``. The database is migrated when the
-    application starts, before it answers any request.
+    the API docs must carry ``Authorization: Bearer <key>``, checked before any body byte is
+    read; bodies are bounded in size and arrival time (ANABRANCH_SERVER_MAX_BODY_BYTES,
+    ANABRANCH_SERVER_BODY_TIMEOUT_SECONDS; see server/limits.py). The database is migrated
+    when the application starts, before it answers any request.
     """
     settings = get_settings()
     url = database_url or settings.resolved_database_url
@@ -77,6 +80,13 @@ def create_app(database_url: str | None = None, api_key: str | None = None) -> F
     app.state.api_key = key or None
     app.state.client = None
     install_error_handlers(app)
+    app.add_middleware(
+        RequestLimits,
+        api_key=app.state.api_key,
+        open_paths=_open_paths(app),
+        max_body_bytes=settings.server_max_body_bytes,
+        body_timeout_seconds=settings.server_body_timeout_seconds,
+    )
     # Health stays open: load balancers and `anabranch server start` probes carry no key.
     app.include_router(health.router, prefix=API_PREFIX)
     guarded = [Depends(require_api_key)]
@@ -86,6 +96,12 @@ def create_app(database_url: str | None = None, api_key: str | None = None) -> F
     app.include_router(work_pools.router, prefix=API_PREFIX, dependencies=guarded)
     app.include_router(schedules.router, prefix=API_PREFIX, dependencies=guarded)
     return app
+
+
+def _open_paths(app: FastAPI) -> frozenset[str]:
+    """What a GET may read without the API key: the health check and the API's docs."""
+    documents = (app.openapi_url, app.docs_url, app.swagger_ui_oauth2_redirect_url)
+    return frozenset([f"{API_PREFIX}/health", *(path for path in documents if path)])
 
 
 def _declare(schema: dict[str, Any], model: type[pydantic.BaseModel]) -> None:

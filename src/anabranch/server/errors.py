@@ -4,18 +4,26 @@ A missing object is 404, a rule the request breaks (a negative limit, a naive da
 number the database can not hold) is 400, a batch holding a state change the state rules
 forbid is 409 (the rest of the batch is stored), and a database that can not be reached is
 503, which clients retry. Anything else is a bug in anabranch, answered 500 and logged.
+
+A 400 for one of anabranch's own errors says which in ``"error"`` (``"InvalidName"``), so
+the HTTP client raises the class the embedded store raises. A request the route's schema
+refuses is FastAPI's 422, ``{"detail": [{"loc": [...], "msg": ..., "input": ...}]}``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 
 import pydantic
 import sqlalchemy as sa
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from anabranch.exceptions import InvalidStateTransition, ObjectNotFound
+from anabranch.exceptions import AnabranchError, InvalidStateTransition, ObjectNotFound
 
 logger = logging.getLogger("anabranch.server")
 
@@ -23,6 +31,7 @@ logger = logging.getLogger("anabranch.server")
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ObjectNotFound, _not_found)
     app.add_exception_handler(InvalidStateTransition, _refused_transition)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(ValueError, _bad_request)
     app.add_exception_handler(OverflowError, _out_of_range)
     app.add_exception_handler(pydantic.ValidationError, _internal_error)
@@ -47,7 +56,34 @@ async def _refused_transition(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, AnabranchError):
+        return JSONResponse(
+            {"detail": str(exc), "error": type(exc).__name__},
+            status_code=status.HTTP_400_BAD_REQUEST,
+        )
     return _answer(status.HTTP_400_BAD_REQUEST, str(exc))
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # FastAPI's own answer, except that an input holding NaN or infinity (which Python's
+    # json reads, though JSON has no such numbers) is quoted as text: written as it is, it
+    # made the answer a 400 "Out of range float values are not JSON compliant" that named
+    # no field.
+    errors = _json_compliant(jsonable_encoder(exc.errors()))
+    # By number: Starlette renamed its constant, and warns on the old name.
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+def _json_compliant(value: Any) -> Any:
+    """``value`` (JSON-like) with each NaN and infinity as its repr (``'nan'``, ``'-inf'``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key: _json_compliant(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_compliant(item) for item in value]
+    return value
 
 
 async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:

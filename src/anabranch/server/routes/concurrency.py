@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, Field, FiniteFloat
 
 from anabranch.schemas import ConcurrencyLimit, SlotGrant, SlotRequest
+from anabranch.schemas.concurrency import MAX_STORED_INT
 from anabranch.server.dependencies import Store
 
 router = APIRouter(tags=["concurrency"])
@@ -18,18 +19,17 @@ _404: dict[int | str, dict[str, Any]] = {
 }
 # Names may hold any character; clients percent-encode them (a "/" included).
 LimitName = Annotated[str, Path(description="The limit's name, percent-encoded.")]
-_MAX_INT = 2**63 - 1
 
 
 class LimitCreate(BaseModel):
     name: str = Field(min_length=1)
-    limit: int = Field(le=_MAX_INT)
+    limit: int = Field(le=MAX_STORED_INT)
     active: bool = True
     slot_decay_per_second: FiniteFloat | None = None
 
 
 class LimitUpdate(BaseModel):
-    limit: int | None = Field(default=None, le=_MAX_INT)
+    limit: int | None = Field(default=None, le=MAX_STORED_INT)
     active: bool | None = None
     slot_decay_per_second: FiniteFloat | None = None
 
