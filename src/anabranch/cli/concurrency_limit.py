@@ -9,7 +9,9 @@ import math
 import typer
 
 from anabranch.cli import render
+from anabranch.cli.options import typed
 from anabranch.client import get_client
+from anabranch.schemas.concurrency import MAX_STORED_INT
 
 app = typer.Typer(help="Create, inspect and change named concurrency limits.", no_args_is_help=True)
 
@@ -121,7 +123,10 @@ def _parse_limit(value: str, what: str) -> int:
     except ValueError:
         parsed = -1
     if parsed < 0:
-        render.error(f"{what} must be a whole number of slots, 0 or more; got {value!r}.")
+        render.error(f"{what} must be a whole number of slots, 0 or more; got {typed(value)}.")
+        raise typer.Exit(1)
+    if parsed > MAX_STORED_INT:
+        render.error(f"{what} must be at most {MAX_STORED_INT:,} slots; got {typed(value)}.")
         raise typer.Exit(1)
     return parsed
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
+import pydantic
 import typer
 
 from anabranch.cli import render
+from anabranch.schemas.concurrency import MAX_STORED_INT
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,22 +48,50 @@ def input_errors(command: F) -> F:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except pydantic.ValidationError as exc:
+            fail(validation_message(exc))
         except ValueError as exc:
             fail(str(exc))
 
     return run  # type: ignore[return-value]
 
 
+def validation_message(exc: pydantic.ValidationError) -> str:
+    """A pydantic ValidationError in one line: each field and what is wrong with it."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return f"Invalid {exc.title}: " + "; ".join(problems) + "."
+
+
 def parameters(pairs: list[str], option: str = "--param") -> dict[str, Any]:
     """``key=value`` pairs; a value that parses as JSON is that JSON (``x=3`` is 3,
-    ``xs=[1,2]`` a list), any other value is the string as typed (``name=abc``)."""
+    ``xs=[1,2]`` a list), any other value is the string as typed (``name=abc``).
+
+    Strict JSON: ``NaN``, ``Infinity`` and numbers too large for a float (``1e400``) are no
+    JSON numbers, so they stay the strings typed rather than arrive as null."""
     parsed: dict[str, Any] = {}
     for key, value in (split_pair(pair, option) for pair in pairs):
         try:
-            parsed[key] = json.loads(value)
+            parsed[key] = json.loads(
+                value, parse_constant=_not_json_number, parse_float=_finite_float
+            )
         except ValueError:
             parsed[key] = value
     return parsed
+
+
+def _not_json_number(text: str) -> float:
+    raise ValueError(f"{text} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is too large for a JSON number")
+    return number
 
 
 def split_pair(pair: str, option: str) -> tuple[str, str]:
@@ -70,14 +101,25 @@ def split_pair(pair: str, option: str) -> tuple[str, str]:
     return key, value
 
 
-def whole_number(value: str, what: str, *, minimum: int = 0) -> int:
+def whole_number(
+    value: str, what: str, *, minimum: int = 0, maximum: int = MAX_STORED_INT
+) -> int:
+    """``value`` as an int from ``minimum`` to ``maximum`` (by default the largest the
+    databases store), or a one-line error naming ``what`` and the range."""
     try:
         parsed = int(value)
     except ValueError:
         parsed = minimum - 1
     if parsed < minimum:
-        fail(f"{what} must be a whole number, {minimum} or more; got {value!r}.")
+        fail(f"{what} must be a whole number, {minimum} or more; got {typed(value)}.")
+    if parsed > maximum:
+        fail(f"{what} must be at most {maximum:,}; got {typed(value)}.")
     return parsed
+
+
+def typed(value: str) -> str:
+    """What the user typed, for an error message: quoted, and cut short if it is long."""
+    return repr(value) if len(value) <= 40 else f"{value[:30]!r}... ({len(value):,} characters)"
 
 
 def seconds(value: str, what: str) -> float:

@@ -4,10 +4,16 @@ SQLite is the default store and is shared by every process on the machine (a flo
 background writer, a worker, the CLI), so its connections use WAL (readers never block the
 writer), a 30 s busy timeout (writers queue instead of failing) and transactions whose
 BEGIN we issue ourselves, so a write transaction can take the write lock up front.
+
+A SQLite store that can never work (its folder or file not writable, a file that is not a
+database or is damaged) is refused at once with StoreUnusable naming the file and the fix,
+never retried. The file and its folder are created private (``anabranch._private``).
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
 import sqlite3
 import threading
@@ -22,10 +28,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from anabranch import _clock
-from anabranch.exceptions import AnabranchError
+from anabranch._private import private_dir, private_file
+from anabranch.database.text import storable_json
+from anabranch.exceptions import AnabranchError, StoreUnusable
 
 _WRITE_OPTION = "anabranch_write"
 _BUSY_TIMEOUT_MS = 30_000
+# The first bytes of every SQLite database file (an empty file is a database yet to be made).
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -64,9 +74,10 @@ def _create_engine(url: str) -> Engine:
         ) from exc
     options: dict[str, Any] = {"json_serializer": _json_dumps}
     is_sqlite = sa_url.get_backend_name() == "sqlite"
-    if is_sqlite:
-        _make_parent_directory(sa_url.database)
-    else:
+    path = _sqlite_file(sa_url.database) if is_sqlite else None
+    if path is not None:
+        _prepare_sqlite_file(path)
+    if not is_sqlite:
         options["pool_pre_ping"] = True
     try:
         engine = sa.create_engine(sa_url, **options)
@@ -83,13 +94,90 @@ def _create_engine(url: str) -> Engine:
     if is_sqlite:
         sa.event.listen(engine, "connect", _configure_sqlite_connection)
         sa.event.listen(engine, "begin", _begin_sqlite_transaction)
+    if path is not None:
+        sa.event.listen(engine, "handle_error", functools.partial(_explain_sqlite_error, path))
     return engine
 
 
-def _make_parent_directory(database: str | None) -> None:
+def _sqlite_file(database: str | None) -> Path | None:
     if not database or database == ":memory:" or database.startswith("file:"):
-        return
-    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return None
+    return Path(database).expanduser()
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    """Create the file (and its folder) private before SQLite opens it, so its -wal and
+    -shm files, which SQLite gives the file's mode, are private too; StoreUnusable at once
+    for a store that can never work."""
+    try:
+        private_dir(path.parent)
+    except OSError as exc:
+        raise _unwritable("folder", path.parent, exc) from exc
+    try:
+        private_file(path)
+        with open(path, "r+b") as fh:
+            header = fh.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise _unwritable("database", path, exc) from exc
+    if not os.access(path.parent, os.W_OK | os.X_OK):  # where the -wal and -shm files go
+        raise _unwritable("folder", path.parent, _denied())
+    # A prefix is a file another process is writing the first page of right now.
+    if not _SQLITE_HEADER.startswith(header.rstrip(b"\x00")):
+        raise _damaged(path, "file is not a database")
+
+
+def _explain_sqlite_error(path: Path, context: sa.engine.ExceptionContext) -> Exception | None:
+    """A SQLite error that retrying can not heal, as StoreUnusable naming the file; None
+    leaves the error as it is (a locked database, a full disk)."""
+    error = context.original_exception
+    message = str(error)
+    if isinstance(error, sqlite3.OperationalError):
+        if "readonly database" in message:
+            return _unwritable("database", path, PermissionError(errno.EACCES, message))
+        if "unable to open" in message:
+            return _diagnose(path)
+        return None
+    if isinstance(error, sqlite3.DatabaseError) and (
+        "not a database" in message or "malformed" in message
+    ):
+        return _damaged(path, message)
+    return None
+
+
+def _diagnose(path: Path) -> StoreUnusable | None:
+    """Why SQLite could not open ``path``, if it is the folder or the file."""
+    folder = path.parent
+    if not folder.is_dir():
+        return _unwritable("folder", folder, FileNotFoundError(errno.ENOENT, "no such folder"))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return _unwritable("folder", folder, _denied())
+    if path.is_dir():
+        return _unwritable("database", path, IsADirectoryError(errno.EISDIR, "a folder"))
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return _unwritable("database", path, _denied())
+    return None
+
+
+def _denied() -> PermissionError:
+    return PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+
+def _unwritable(what: str, path: Path, exc: OSError) -> StoreUnusable:
+    reason = exc.strerror or str(exc)
+    if exc.filename and Path(exc.filename) != path:
+        reason = f"{reason}: {exc.filename}"
+    return StoreUnusable(
+        f"The anabranch {what} {path} can not be created or written ({reason}); make it "
+        "writable, or point ANABRANCH_HOME (or ANABRANCH_DATABASE_URL) to a place you can "
+        "write."
+    )
+
+
+def _damaged(path: Path, detail: str) -> StoreUnusable:
+    return StoreUnusable(
+        f"The anabranch database {path} is damaged or not a SQLite database ({detail}); move "
+        f"it aside (mv {path} {path}.corrupt) and a new, empty one is created on next use."
+    )
 
 
 def _configure_sqlite_connection(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
@@ -112,8 +200,9 @@ def _switch_to_wal(dbapi_connection: sqlite3.Connection) -> None:
             if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 dbapi_connection.execute("PRAGMA journal_mode=WAL")
             return
-        except sqlite3.OperationalError:
-            if _clock.monotonic() > deadline:
+        except sqlite3.OperationalError as exc:
+            # Only a lock can clear; a read-only or unopenable file fails now.
+            if "locked" not in str(exc) or _clock.monotonic() > deadline:
                 raise
         time.sleep(delay)
         delay = min(2 * delay, 0.1)
@@ -126,7 +215,12 @@ def _begin_sqlite_transaction(conn: Connection) -> None:
 
 def _json_dumps(value: Any) -> str:
     # Parameters may hold anything a user passed; values JSON can not express are stored as
-    # their str() so one odd parameter never loses a whole batch of records.
+    # their str() so one odd parameter never loses a whole batch of records, and text a
+    # database would refuse (NUL, lone surrogates) is replaced alike on every database.
+    return storable_json(value, _plain_json_dumps)
+
+
+def _plain_json_dumps(value: Any) -> str:
     return pydantic_core.to_json(value, serialize_unknown=True).decode()
 
 

@@ -8,6 +8,7 @@ only delegate to this module.
 
 from __future__ import annotations
 
+import math
 import shlex
 import shutil
 import uuid
@@ -30,6 +31,7 @@ from anabranch.deployments.entrypoints import (
     split_entrypoint,
 )
 from anabranch.exceptions import InvalidDeployment
+from anabranch.schemas.concurrency import MAX_STORED_INT
 from anabranch.schemas.deployments import Deployment, LateRunPolicy, Schedule
 
 # What a process work pool's job variables may set, and what each means to the worker.
@@ -264,6 +266,11 @@ def _seconds(every: float | timedelta) -> float:
     seconds = every.total_seconds() if isinstance(every, timedelta) else every
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
         raise InvalidDeployment(f"An interval is a number of seconds above 0, not {every!r}.")
+    if not math.isfinite(seconds):
+        raise InvalidDeployment(
+            f"An interval is a finite number of seconds, not {every!r}; for a deployment "
+            "that runs only when asked, give no schedule."
+        )
     return float(seconds)
 
 
@@ -295,6 +302,11 @@ def _max_lateness(seconds: float | None) -> float | None:
         raise InvalidDeployment(
             f"max_lateness_seconds is a number of seconds, 0 or more, not {seconds!r}."
         )
+    if not math.isfinite(seconds):
+        raise InvalidDeployment(
+            f"max_lateness_seconds is a finite number of seconds, not {seconds!r}; for runs "
+            "that are never too late, use late_run_policy='run'."
+        )
     return float(seconds)
 
 
@@ -304,5 +316,10 @@ def _concurrency_limit(limit: int | None) -> int | None:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise InvalidDeployment(
             f"A deployment's concurrency_limit is a whole number, 0 or more, not {limit!r}."
+        )
+    if limit > MAX_STORED_INT:
+        raise InvalidDeployment(
+            f"A deployment's concurrency_limit must be at most {MAX_STORED_INT:,} (the largest "
+            f"whole number the databases store), not {limit:,}; leave it None for no limit."
         )
     return limit

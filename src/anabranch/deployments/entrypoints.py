@@ -32,6 +32,7 @@ from pydantic_core import PydanticSerializationError
 from anabranch._decorated import Decorated
 from anabranch._engine.parameters import _resolve_annotation
 from anabranch.exceptions import EntrypointError, InvalidParameters
+from anabranch.schemas.deployments import first_non_finite
 
 FORMS = "path/to/file.py:flow_function or package.module:flow_function"
 _ISOLATED_PREFIX = "_anabranch_entrypoint_"
@@ -148,13 +149,34 @@ def parameter_schema(flow: Decorated) -> dict[str, Any]:
     schema.setdefault("required", [])
     if not open_ended:
         schema["additionalProperties"] = False
+    return _without_non_finite(schema)
+
+
+def _without_non_finite(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema without the entries holding NaN or infinity (``x: float = math.inf``, a
+    bound of ``math.inf``): JSON has no such numbers, so the server would store them as null
+    and PostgreSQL refuses them. Nothing is lost: a run that leaves the parameter out gets
+    the function's own default, and an infinite bound is no bound."""
+    while (found := first_non_finite(schema)) is not None:
+        path, _ = found
+        # The innermost mapping on the way loses its entry: a default of [1.0, math.inf]
+        # goes as a whole, not just its second item.
+        holder: Any = schema
+        key = path[0]
+        node: Any = schema
+        for part in path:
+            if isinstance(node, dict):
+                holder, key = node, part
+            node = node[part]
+        del holder[key]
     return schema
 
 
 def json_parameters(flow: Decorated, parameters: dict[str, Any]) -> dict[str, Any]:
     """Default parameters checked against the flow's signature now, as JSON: each value
     coerced to its annotation as a call would (``"3"`` for an ``int`` becomes ``3``), then
-    stored in JSON form. InvalidParameters names an unknown or ill-typed parameter."""
+    stored in JSON form. InvalidParameters names an unknown or ill-typed parameter, or one
+    holding NaN or infinity, which JSON can not carry."""
     fn = flow.fn
     signature = inspect.signature(fn)
     named = {}
@@ -184,7 +206,8 @@ def _to_json(flow: Decorated, name: str, annotation: Any, value: Any) -> Any:
     """The value validated against the annotation, in JSON form."""
     adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(annotation)
     try:
-        return adapter.dump_python(adapter.validate_python(value), mode="json")
+        valid = adapter.validate_python(value)
+        stored = adapter.dump_python(valid, mode="json")
     except pydantic.ValidationError as exc:
         problems = "; ".join(error["msg"] for error in exc.errors())
         raise InvalidParameters(
@@ -195,6 +218,18 @@ def _to_json(flow: Decorated, name: str, annotation: Any, value: Any) -> Any:
             f"Parameter {name!r} of flow {flow.name!r}: {value!r} can not be stored as "
             "JSON; a deployment's parameters must be JSON values."
         ) from None
+    # In JSON form pydantic keeps NaN as it is for a float, but makes it None inside Any
+    # (a list, a dict): the plain Python form shows it either way.
+    found = first_non_finite(adapter.dump_python(valid)) or first_non_finite(stored)
+    if found is not None:
+        path, number = found
+        where = ".".join(str(part) for part in (name, *path))
+        raise InvalidParameters(
+            f"Parameter {where!r} of flow {flow.name!r} is {number!r}, which JSON can not "
+            "carry (it would be stored as None); pass a finite number, or None or a string "
+            "if it stands for a missing or unbounded value."
+        )
+    return stored
 
 
 def _describable(annotation: Any) -> Any:

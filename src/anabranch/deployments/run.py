@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,10 +21,10 @@ from pydantic_core import to_jsonable_python
 from anabranch import _clock
 from anabranch.client import get_client
 from anabranch.context import FlowRunContext, TaskRunContext
-from anabranch.exceptions import DeploymentRunFailed
+from anabranch.exceptions import DeploymentRunFailed, InvalidParameters
 from anabranch.logging import get_run_logger
 from anabranch.schemas import FlowRun, StateType
-from anabranch.schemas.deployments import DeploymentRunRequest
+from anabranch.schemas.deployments import DeploymentRunRequest, first_non_finite
 
 _logger = logging.getLogger("anabranch.deployments")
 
@@ -49,18 +50,21 @@ def run_deployment(
     and, unless ``timeout=0``, wait up to ``timeout`` seconds (None: no limit) for it to
     end; returns the FlowRun. Awaitable when called from async code.
 
-    Parameters are checked against the flow's signature before anything is queued. With
-    ``as_subflow`` (the default) a call inside a flow or task links the child to that run,
-    so cancelling the parent cancels the child. ``poll_interval`` is the longest the wait
-    goes without looking at the child; the end is noticed sooner.
+    Parameters travel to the run's process as JSON: a value JSON can not carry (an object,
+    a function, NaN) raises InvalidParameters before anything is created, and the flow's
+    signature checks the rest before anything is queued. With ``as_subflow`` (the default)
+    a call inside a flow or task links the child to that run, so cancelling the parent
+    cancels the child. ``poll_interval`` is the longest the wait goes without looking at
+    the child; the end is noticed sooner.
     """
     if timeout is not None and timeout < 0:
         raise ValueError(f"run_deployment's timeout is 0 or more seconds, not {timeout}.")
     if poll_interval <= 0:
         raise ValueError(f"run_deployment's poll_interval is positive, not {poll_interval}.")
+    json_parameters = _json_parameters(name, parameters or {})
     parent_flow_run_id, parent_task_run_id = _parent_ids() if as_subflow else (None, None)
     request = DeploymentRunRequest(
-        parameters=to_jsonable_python(parameters or {}),
+        parameters=json_parameters,
         scheduled_time=scheduled_time,
         flow_run_name=flow_run_name,
         tags=tags,
@@ -116,6 +120,59 @@ def _run(
             f"ended {run.state.name}: {run.state.message or 'no message'}"
         )
     return run
+
+
+def _json_parameters(name: str | uuid.UUID, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The parameters as the JSON the run will get, or InvalidParameters naming the
+    deployment, the first parameter (``cfg.paths.0`` for a nested value) JSON can not carry,
+    and what to pass instead. NaN and infinity are refused too: JSON has no such numbers,
+    and they would arrive as None."""
+    deployment = f"deployment {name!r}" if isinstance(name, str) else f"deployment {name}"
+    try:
+        jsonable: dict[str, Any] = to_jsonable_python(parameters)
+    except Exception as exc:  # PydanticSerializationError, or bytes that are not UTF-8
+        path, value = _first_unserializable(parameters, [])
+        if isinstance(value, bytes):
+            what = "bytes that are not UTF-8 text"
+        elif isinstance(value, dict):
+            what = "a dict with a key that is not text"
+        else:
+            what = f"of type {type(value).__qualname__}"
+        subject = f"Parameter {_dotted(path)!r}" if path else "The parameters dict"
+        raise InvalidParameters(
+            f"{subject} of {deployment} is {what}, which JSON can not carry to the run's "
+            "process; pass JSON-compatible values (text, numbers, true/false, None, and "
+            "lists and dicts of them), e.g. a path or an id instead of the object."
+        ) from exc
+    found = first_non_finite(jsonable)
+    if found is not None:
+        where, number = found
+        raise InvalidParameters(
+            f"Parameter {_dotted(where)!r} of {deployment} is {number!r}, which JSON can not "
+            "carry (it would arrive as None); pass a finite number, or None or a string if "
+            "it stands for a missing or unbounded value."
+        )
+    return jsonable
+
+
+def _first_unserializable(value: Any, path: list[Any]) -> tuple[list[Any], Any]:
+    """The innermost value in ``value`` that JSON can not carry, and where it is."""
+    if isinstance(value, dict):
+        children: Any = value.items()
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        children = enumerate(value)
+    else:
+        return path, value
+    for key, child in children:
+        try:
+            to_jsonable_python(child)
+        except Exception:
+            return _first_unserializable(child, [*path, key])
+    return path, value  # the children are fine: a key, or the container itself, is not
+
+
+def _dotted(path: Sequence[Any]) -> str:
+    return ".".join(str(part) for part in path)
 
 
 def _is_final(run: FlowRun) -> bool:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from anabranch._ids import new_id
+from anabranch._validation import check_name
 from anabranch.database.models import deployment, flow_run, run_state, work_pool, work_queue
 from anabranch.database.models import worker as worker_table
 from anabranch.exceptions import ObjectNotFound
@@ -28,6 +29,7 @@ from anabranch.orchestration.queues import DEFAULT_QUEUE, insert_queue
 from anabranch.orchestration.queues import queue_row as _queue_row
 from anabranch.orchestration.run_states import set_state
 from anabranch.schemas import StateType
+from anabranch.schemas.concurrency import MAX_STORED_INT
 from anabranch.schemas.deployments import (
     DispatchedRun,
     Worker,
@@ -61,6 +63,7 @@ def create_work_pool(
 ) -> WorkPool:
     """Create the pool with its ``default`` queue; for an existing pool, set the limit (when
     given) and nothing else, so ``create`` is safe to repeat in set-up scripts."""
+    check_name(name, "work pool")
     if type != "process":
         raise ValueError(f"Work pool type {type!r} is not supported; use 'process'.")
     _check_limit(concurrency_limit)
@@ -136,8 +139,11 @@ def create_work_queue(
     if _pool_row(conn, pool_name) is None:
         raise pool_missing(pool_name)
     _check_limit(concurrency_limit)
-    if priority is not None and priority < 1:
-        raise ValueError(f"Work queue priority must be 1 or more (1 first), not {priority}.")
+    if priority is not None and not 1 <= priority <= MAX_STORED_INT:
+        raise ValueError(
+            f"Work queue priority must be 1 or more (1 first) and at most {MAX_STORED_INT:,}, "
+            f"not {priority:,}."
+        )
     existing = _queue_row(conn, pool_name, name)
     if existing is None:
         insert_queue(
@@ -541,7 +547,9 @@ def _work_queue(row: Any, counts: Counter[Any]) -> WorkQueue:
 
 
 def _check_limit(limit: int | None) -> None:
-    if limit is not None and limit < 0:
-        raise ValueError(f"A concurrency limit is 0 or more, not {limit}.")
+    if limit is not None and not 0 <= limit <= MAX_STORED_INT:
+        raise ValueError(
+            f"A concurrency limit is 0 or more and at most {MAX_STORED_INT:,}, not {limit:,}."
+        )
 
 

@@ -13,6 +13,14 @@ from anabranch._ids import new_id
 
 _LAZY = ConfigDict(defer_build=True)
 
+# The largest count every database stores (PostgreSQL's INTEGER): the most slots a limit,
+# or runs a pool, queue, deployment or worker limit, or the highest priority number, may be.
+MAX_STORED_INT = 2_147_483_647
+
+# A waiter that stops asking for this long is gone (its process died); its ticket lapses.
+# Waiters renew their tickets well within it.
+WAITER_TICKET_SECONDS = 10.0
+
 
 class SlotHolder(BaseModel):
     """One lease holding slots of a limit: who, how many, since when, until when."""
@@ -49,8 +57,12 @@ class SlotRequest(BaseModel):
     """A request for ``occupy`` slots of every limit in ``names``, all or none.
 
     ``waiter_id`` and ``since`` identify the waiter across retries, so that slots go to the
-    earliest waiter first. ``strict=False`` ignores names that have no limit. ``mode="rate"``
-    takes slots that decay instead of a lease (``rate_limit()``).
+    earliest waiter first; a granted lease takes the waiter's id, so a request resent after
+    its answer was lost finds its lease instead of taking a second one.
+    ``keep_place=True`` only writes or renews the waiter's ticket, without trying to grant:
+    a waiter behind others of its own process keeps its place in line at little cost.
+    ``strict=False`` ignores names that have no limit. ``mode="rate"`` takes slots that
+    decay instead of a lease (``rate_limit()``).
     """
 
     model_config = _LAZY
@@ -64,6 +76,7 @@ class SlotRequest(BaseModel):
     strict: bool = True
     mode: Literal["lease", "rate"] = "lease"
     lease_seconds: float = 30.0
+    keep_place: bool = False
 
 
 class SlotGrant(BaseModel):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import enum
+import math
 import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from anabranch import _clock
 from anabranch._ids import new_id
+from anabranch.schemas.concurrency import MAX_STORED_INT
 from anabranch.schemas.runs import FlowRun
 
 _LAZY = ConfigDict(defer_build=True)
@@ -98,13 +100,18 @@ class Deployment(BaseModel):
     work_pool_name: str | None = None
     work_queue_name: str | None = None
     job_variables: dict[str, Any] = Field(default_factory=dict)
-    concurrency_limit: int | None = Field(default=None, ge=0)
+    concurrency_limit: int | None = Field(default=None, ge=0, le=MAX_STORED_INT)
     schedules: list[Schedule] = Field(default_factory=list)
     late_run_policy: LateRunPolicy = LateRunPolicy.RUN
     max_lateness_seconds: float | None = Field(default=None, ge=0)
     paused: bool = False
     created: datetime = Field(default_factory=_clock.now)
     updated: datetime = Field(default_factory=_clock.now)
+
+    @field_validator("parameters")
+    @classmethod
+    def _finite_parameters(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return finite_parameters(value)
 
     @property
     def full_name(self) -> str:
@@ -138,6 +145,44 @@ class DeploymentRunRequest(BaseModel):
     job_variables: dict[str, Any] | None = None
     parent_flow_run_id: uuid.UUID | None = None
     parent_task_run_id: uuid.UUID | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _finite_parameters(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return finite_parameters(value)
+
+
+def first_non_finite(
+    value: Any, path: tuple[Any, ...] = ()
+) -> tuple[tuple[Any, ...], float] | None:
+    """Where in ``value`` (a JSON-like tree) the first NaN or infinity is, and which; None
+    if there is none. JSON has no such numbers: sent or stored, they would become null."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, value)
+    if isinstance(value, dict):
+        children: Any = value.items()
+    elif isinstance(value, (list, tuple)):
+        children = enumerate(value)
+    else:
+        return None
+    for key, child in children:
+        found = first_non_finite(child, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
+def finite_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """``parameters`` as they are, or ValueError naming the one holding NaN or infinity."""
+    found = first_non_finite(parameters)
+    if found is not None:
+        path, number = found
+        where = ".".join(str(part) for part in path)
+        raise ValueError(
+            f"parameter {where!r} is {number!r}, which JSON can not carry (it would arrive "
+            "as null); send a finite number, or null or a string for a missing value"
+        )
+    return parameters
 
 
 class Worker(BaseModel):

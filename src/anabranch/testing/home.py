@@ -8,17 +8,19 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from anabranch._private import private_dir
 from anabranch.client.recorder import flush_all
 
 
 @contextlib.contextmanager
 def temporary_home(path: str | Path | None = None) -> Iterator[Path]:
     """Point anabranch at a fresh home for the duration of the block; everything recorded
-    inside is stored before it ends."""
+    inside is stored before it ends. A ``path`` that does not exist is created private
+    (0700), as anabranch creates every home."""
     with contextlib.ExitStack() as stack:
         if path is None:
             path = stack.enter_context(tempfile.TemporaryDirectory(prefix="anabranch-"))
-        home = Path(path)
+        home = private_dir(path)
         previous = os.environ.get("ANABRANCH_HOME")
         os.environ["ANABRANCH_HOME"] = str(home)
         try:
