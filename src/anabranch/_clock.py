@@ -22,3 +22,30 @@ def require_aware(value: datetime | None, name: str) -> datetime | None:
             "pass a timezone-aware datetime (datetime.now(timezone.utc), or one with tzinfo)."
         )
     return value
+
+
+class Backoff:
+    """Waits between attempts at something that may heal (a server restarting, a database
+    connection cut): ``first`` seconds, doubling up to ``ceiling``, for at most ``budget``
+    seconds from the first attempt. The ceiling stays short so a store that comes back is
+    noticed within seconds, not after a long back-off."""
+
+    def __init__(self, budget: float, *, first: float = 0.1, ceiling: float = 2.0) -> None:
+        self.started = monotonic()
+        self.deadline = self.started + budget
+        self._delay = first
+        self._ceiling = ceiling
+        self.attempts = 1
+
+    def elapsed(self) -> float:
+        return monotonic() - self.started
+
+    def wait(self) -> bool:
+        """Sleep before the next attempt; False (without sleeping) once the budget is spent."""
+        remaining = self.deadline - monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(self._delay, remaining))
+        self._delay = min(self._delay * 2, self._ceiling)
+        self.attempts += 1
+        return True

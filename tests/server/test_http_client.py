@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from anabranch.client.http import RETRY_BUDGET, HTTPClient
+from anabranch.client.http import HTTPClient
 from anabranch.exceptions import AnabranchError
 from anabranch.schemas import SlotRequest
 from server_harness import free_port, start_server
@@ -49,10 +49,9 @@ def scripted() -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
     server.server_close()
 
 
-@pytest.mark.slow
 def test_a_server_that_is_down_fails_with_a_clear_message_within_the_retry_budget() -> None:
     url = f"http://127.0.0.1:{free_port()}/api"
-    client = HTTPClient(url)
+    client = HTTPClient(url, retry_seconds=3)
     started = time.monotonic()
 
     with pytest.raises(AnabranchError) as caught:
@@ -62,8 +61,8 @@ def test_a_server_that_is_down_fails_with_a_clear_message_within_the_retry_budge
     message = str(caught.value)
     assert url in message and "did not answer" in message
     assert "`anabranch server start`" in message
-    assert elapsed <= RETRY_BUDGET + 5  # gave up in time (the statistics show it retried)
-    assert client.statistics() == {"requests": 8, "retries": 7}
+    assert 3 <= elapsed <= 3 + 5  # retried for the budget, then gave up
+    assert client.statistics()["retries"] >= 4
 
 
 def test_a_server_that_comes_up_within_the_budget_is_reached(tmp_path: Path) -> None:
@@ -91,9 +90,9 @@ def test_failing_answers_are_retried_until_one_succeeds(scripted) -> None:
 def test_a_server_that_keeps_failing_is_reported_with_its_message(scripted) -> None:
     url, script = scripted
     script.append((500, b'{"detail": "Internal server error."}'))
-    client = HTTPClient(url, attempts=3, first_delay=0.01)
+    client = HTTPClient(url, retry_seconds=0.05, first_delay=0.01)
 
-    with pytest.raises(AnabranchError, match="failed on GET /flow_runs with 500 .*3 time"):
+    with pytest.raises(AnabranchError, match="failed on GET /flow_runs with 500 .*[0-9]+ time"):
         client.read_flow_runs()
 
 
@@ -102,14 +101,19 @@ def test_a_server_that_never_answers_times_out_instead_of_hanging() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
         url = f"http://127.0.0.1:{listener.getsockname()[1]}/api"
-        client = HTTPClient(url, timeout=httpx.Timeout(0.3), attempts=3, first_delay=0.01)
+        client = HTTPClient(
+            url, timeout=httpx.Timeout(0.3), retry_seconds=0.5, first_delay=0.01
+        )
         started = time.monotonic()
 
         with pytest.raises(AnabranchError, match="did not answer GET /flow_runs .*ReadTimeout"):
             client.read_flow_runs()
-        assert client.statistics()["requests"] == 3
-        # A slot request whose answer was lost may have been granted: it is not resent.
+        assert client.statistics()["requests"] >= 2
+        sent = client.statistics()["requests"]
+        # A rate-limit request whose answer was lost may have counted: it is not resent.
         with pytest.raises(AnabranchError, match="did not answer POST /concurrency/acquire"):
-            client.acquire_concurrency_slots([SlotRequest(names=["x"], holder="me")])
-        assert client.statistics()["requests"] == 4
-        assert time.monotonic() - started < 5
+            client.acquire_concurrency_slots(
+                [SlotRequest(names=["x"], holder="me", mode="rate")]
+            )
+        assert client.statistics()["requests"] == sent + 1
+        assert time.monotonic() - started < 10

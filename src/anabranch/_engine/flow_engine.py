@@ -52,6 +52,8 @@ class FlowRunEngine:
             parent_flow_run_id, recorder, inherited_prints = None, get_recorder(), False
         self.is_root = parent_flow_run_id is None and parent_task_run_id is None
         self.adopted = run is not None
+        if self.is_root:
+            recorder.open_store()
         self.flow = flow
         self.recorder = recorder
         self.parameters = parameters

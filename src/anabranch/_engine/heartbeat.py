@@ -3,17 +3,20 @@
 everything else. The server marks a Running flow run whose heartbeats stop as Crashed.
 
 Root runs are also watched for cancellation asked for from outside (see cancellation), by
-a thread of its own: a slow answer must never delay a heartbeat."""
+a thread of its own: a slow answer must never delay a heartbeat. On the embedded store the
+same thread looks for other processes' dead runs (``client.upkeep``): there is no server
+to do it."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from typing import Any
 
 from anabranch import _clock
 from anabranch._engine import cancellation
-from anabranch.client import get_client
+from anabranch.client import get_client, upkeep
 from anabranch.schemas import StateType
 from anabranch.settings import get_settings
 
@@ -70,6 +73,13 @@ class Heartbeats:
                 roots = list(self._roots)
             if roots and _any_cancelling(roots):
                 cancellation.stop_for_cancellation()
+            _crash_dead_runs()
+
+
+def _crash_dead_runs() -> None:
+    # When the store is unreachable, the next beat looks again.
+    with contextlib.suppress(Exception):
+        upkeep.crash_dead_runs()
 
 
 def _any_cancelling(run_ids: list[uuid.UUID]) -> bool:

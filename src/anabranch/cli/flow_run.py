@@ -10,7 +10,8 @@ from typing import Any
 import typer
 
 from anabranch.cli import render
-from anabranch.client import AnabranchClient, get_client
+from anabranch.cli.options import whole_number
+from anabranch.client import AnabranchClient, get_client, upkeep
 from anabranch.schemas import FlowRun, StateType
 
 app = typer.Typer(help="List and inspect flow runs and read their logs.", no_args_is_help=True)
@@ -26,7 +27,9 @@ _OUTPUT = typer.Option(Output.table, "--output", "-o", help="table for people, j
 
 @app.command("ls")
 def ls(
-    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs, newest first."),
+    limit: str = typer.Option(
+        "20", "--limit", "-n", metavar="N", help="How many runs, newest first."
+    ),
     state: str | None = typer.Option(
         None, "--state", "-s", help="A state type (failed, running, ...) or state name."
     ),
@@ -45,8 +48,9 @@ def ls(
     output: Output = _OUTPUT,
 ) -> None:
     """List flow runs, newest first."""
-    runs = get_client().read_flow_runs(
-        limit=limit,
+    count = whole_number(limit, "--limit", minimum=1)
+    runs = _up_to_date_store().read_flow_runs(
+        limit=count,
         tags=tag,
         started_after=_parse_time(since, "--since"),
         started_before=_parse_time(until, "--until"),
@@ -65,7 +69,7 @@ def ls(
 @app.command()
 def inspect(flow_run_id: str = typer.Argument(..., metavar="ID"), output: Output = _OUTPUT) -> None:
     """Show a flow run with its task runs and subflow runs, nested."""
-    client = get_client()
+    client = _up_to_date_store()
     node = _gather(client, client.read_flow_run(_parse_id(flow_run_id)))
     if output is Output.json:
         render.print_json(render.tree_json(node))
@@ -76,7 +80,7 @@ def inspect(flow_run_id: str = typer.Argument(..., metavar="ID"), output: Output
 @app.command()
 def logs(flow_run_id: str = typer.Argument(..., metavar="ID")) -> None:
     """Print a flow run's logs, including its task runs', oldest first."""
-    client = get_client()
+    client = _up_to_date_store()
     flow_run = client.read_flow_run(_parse_id(flow_run_id))
     records = client.read_logs(flow_run_id=flow_run.id)
     if not records:
@@ -84,6 +88,15 @@ def logs(flow_run_id: str = typer.Argument(..., metavar="ID")) -> None:
         return
     task_names = {run.id: run.name for run in client.read_task_runs(flow_run_id=flow_run.id)}
     render.log_lines(records, flow_run, task_names)
+
+
+def _up_to_date_store() -> AnabranchClient:
+    """The store, with what this machine's processes left in the spool delivered and (on
+    the embedded store, which no server looks after) dead runs crashed, so what is shown
+    is what happened."""
+    upkeep.deliver_spool()
+    upkeep.crash_dead_runs()
+    return get_client()
 
 
 def _parse_id(value: str) -> uuid.UUID:

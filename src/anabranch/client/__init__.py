@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from anabranch.client.base import AnabranchClient
 from anabranch.settings import current_store_key, get_settings
+
+if TYPE_CHECKING:
+    from anabranch._settings import Settings
 
 _clients: dict[str, AnabranchClient] = {}
 _clients_lock = threading.Lock()
@@ -26,18 +30,22 @@ def get_client() -> AnabranchClient:
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            # Imported on first use: the transports pull in httpx or SQLAlchemy, which
-            # `import anabranch` and commands that never touch the store should not pay for.
-            if settings.api_url:
-                from anabranch.client.http import HTTPClient
-
-                client = HTTPClient(settings.api_url, api_key=settings.api_key)
-            else:
-                from anabranch.client.embedded import EmbeddedClient
-
-                client = EmbeddedClient(settings.resolved_database_url)
-            _clients[key] = client
+            client = _clients[key] = new_client(settings)
     return client
+
+
+def new_client(settings: Settings, *, retry_seconds: float | None = None) -> AnabranchClient:
+    """A client of its own for the store ``settings`` point at; ``retry_seconds`` instead of
+    ANABRANCH_CLIENT_RETRY_SECONDS (0: one attempt, for a quick look whether it answers)."""
+    # Imported on first use: the transports pull in httpx or SQLAlchemy, which
+    # `import anabranch` and commands that never touch the store should not pay for.
+    if settings.api_url:
+        from anabranch.client.http import HTTPClient
+
+        return HTTPClient(settings.api_url, api_key=settings.api_key, retry_seconds=retry_seconds)
+    from anabranch.client.embedded import EmbeddedClient
+
+    return EmbeddedClient(settings.resolved_database_url, retry_seconds=retry_seconds)
 
 
 __all__ = ["AnabranchClient", "get_client"]

@@ -1,16 +1,26 @@
-"""The in-process transport: the client calls the orchestration functions on a local database."""
+"""The in-process transport: the client calls the orchestration functions on a local database.
+
+A call that fails because the database connection failed (PostgreSQL restarted or a
+connection cut, SQLite locked past its busy timeout) is run again, whole, with back-off for
+ANABRANCH_CLIENT_RETRY_SECONDS: each call is one transaction, rolled back when it fails,
+and the writes that could be left half-answered (slots, deployment runs) are idempotent.
+"""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
 
 from anabranch import _clock
+from anabranch._redact import mask_passwords
 from anabranch.client._changes import changes as _changes
 from anabranch.database import get_engine, upgrade, write_transaction
-from anabranch.exceptions import InvalidStateTransition
+from anabranch.exceptions import InvalidStateTransition, StoreUnavailable
 from anabranch.orchestration import (
     concurrency,
     deployments,
@@ -19,6 +29,7 @@ from anabranch.orchestration import (
     runs,
     schedules,
     work_pools,
+    zombies,
 )
 from anabranch.schemas import (
     ConcurrencyLimit,
@@ -41,11 +52,56 @@ from anabranch.schemas.deployments import (
     WorkQueue,
 )
 from anabranch.schemas.unset import UNSET
+from anabranch.settings import get_settings
 
 # How often long waits (a worker's poll, run_deployment's wait) look at the database.
 _POLL_SECONDS = 0.05
 
+C = TypeVar("C", bound=type)
 
+
+def _retry_lost_connections(cls: C) -> C:
+    """Give every public method of ``cls`` the retry of lost database connections."""
+    for name, method in list(vars(cls).items()):
+        if callable(method) and not name.startswith("_"):
+            setattr(cls, name, _retried(method))
+    return cls
+
+
+def _retried(method: Any) -> Any:
+    @functools.wraps(method)
+    def call(self: EmbeddedClient, *args: Any, **kwargs: Any) -> Any:
+        backoff: _clock.Backoff | None = None
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except sa.exc.DBAPIError as exc:
+                if not _connection_lost(exc):
+                    raise
+                backoff = backoff or _clock.Backoff(self.retry_seconds)
+                if not backoff.wait():
+                    raise StoreUnavailable(
+                        f"The database {self.shown_url} could not be reached for "
+                        f"{backoff.elapsed():.0f} s ({type(exc.orig).__name__}: "
+                        f"{str(exc.orig).strip()}). ANABRANCH_CLIENT_RETRY_SECONDS sets how "
+                        "long anabranch keeps trying."
+                    ) from exc
+
+    return call
+
+
+def _connection_lost(exc: sa.exc.DBAPIError) -> bool:
+    """Whether trying again can help: the connection failed, or SQLite stayed locked."""
+    if exc.connection_invalidated or isinstance(exc, sa.exc.InterfaceError):
+        return True
+    if not isinstance(exc, sa.exc.OperationalError):
+        return False
+    if "sqlite" in type(exc.orig).__module__:
+        return "locked" in str(exc.orig) or "busy" in str(exc.orig)
+    return True
+
+
+@_retry_lost_connections
 class EmbeddedClient:
     """An AnabranchClient over the database at ``database_url`` (SQLite or PostgreSQL).
 
@@ -54,12 +110,18 @@ class EmbeddedClient:
     engine, so one client may be used from any number of threads, and it is cheap to make.
     """
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, retry_seconds: float | None = None) -> None:
         self.database_url = database_url
+        self.shown_url = mask_passwords(database_url)
+        settings = get_settings()
+        if retry_seconds is None:
+            retry_seconds = settings.client_retry_seconds
+        self.retry_seconds = retry_seconds
+        self.heartbeat_seconds = settings.heartbeat_seconds
         upgrade(database_url)
 
     def __repr__(self) -> str:
-        return f"EmbeddedClient({self.database_url!r})"
+        return f"EmbeddedClient({self.shown_url!r})"
 
     def write_batch(self, batch: RecordBatch) -> None:
         if not batch:
@@ -268,13 +330,28 @@ class EmbeddedClient:
         _changes.notify([flow_run_id])
 
     def wait_for_flow_run(self, flow_run_id: uuid.UUID, timeout: float) -> FlowRun:
+        # No server looks for dead runs here: the waiter does, so a child whose process
+        # died ends Crashed instead of being waited for forever.
         deadline = _clock.monotonic() + timeout
+        next_check = _clock.monotonic() + self.heartbeat_seconds
         while True:
             run = self.read_flow_run(flow_run_id)
             remaining = deadline - _clock.monotonic()
             if (run.state is not None and run.state.is_final()) or remaining <= 0:
                 return run
+            if _clock.monotonic() >= next_check:
+                next_check = _clock.monotonic() + self.heartbeat_seconds
+                self.crash_zombies()
+                continue
             _changes.wait(min(remaining, _POLL_SECONDS))
+
+    def crash_zombies(self) -> list[uuid.UUID]:
+        """Crash the runs whose process stopped heartbeating and free their slots (see
+        ``orchestration.zombies``); what the server's services do, for the embedded store."""
+        with write_transaction(self.database_url) as conn:
+            return zombies.crash_zombies(
+                conn, now=_clock.now(), silent_for=zombies.silence_limit(self.heartbeat_seconds)
+            )
 
     # Work pools, queues and workers
 

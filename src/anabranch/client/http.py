@@ -1,16 +1,17 @@
 """The HTTP transport: the client talks to `anabranch server` (ANABRANCH_API_URL) over httpx.
 
 Bodies and answers are the pydantic schemas as JSON, the same objects the embedded client
-passes in-process. Connection failures and 5xx answers are retried with exponential
-back-off within a time budget, then reported as ServerUnavailable naming the server; a 4xx
-answer raises the error the embedded client would have raised, with the server's message.
+passes in-process. Connection failures and 5xx answers are retried with back-off for
+ANABRANCH_CLIENT_RETRY_SECONDS (default 60), then reported as ServerUnavailable naming the
+server; a 4xx answer raises the error the embedded client would have raised, with the
+server's message. Every request that changes something is safe to resend: slot requests
+carry the lease id they ask for, and deployment runs an idempotency key.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -21,10 +22,14 @@ import httpx
 from pydantic import TypeAdapter
 
 from anabranch import _clock
+from anabranch._redact import mask_passwords
+from anabranch.database.text import storable_batch
 from anabranch.exceptions import (
     AnabranchError,
     ConcurrencySlotError,
     InvalidConcurrencyLimit,
+    InvalidDeployment,
+    InvalidName,
     InvalidParameters,
     InvalidStateTransition,
     ObjectNotFound,
@@ -57,13 +62,12 @@ from anabranch.settings import get_settings
 
 T = TypeVar("T")
 
-# Waits between attempts: 0.1 s doubling, so 8 attempts wait 12.7 s in all.
-ATTEMPTS = 8
+# Waits between attempts: 0.1 s doubling up to 2 s, within the client's retry budget.
 FIRST_DELAY = 0.1
-# No retry starts after this many seconds since the first attempt.
-RETRY_BUDGET = 20.0
 # Reads of the answer may wait on a busy database; connecting is quick or hopeless.
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+# A batch bigger than this goes in parts: servers refuse bodies over 8 MiB by default.
+_MAX_BATCH_BYTES = 2 * 1024 * 1024
 # A long poll (run_deployment waiting on a child) is held by the server this long at most.
 _LONG_POLL_SECONDS = 30.0
 
@@ -80,21 +84,24 @@ class HTTPClient:
         api_url: str,
         api_key: str | None = None,
         *,
-        attempts: int = ATTEMPTS,
+        retry_seconds: float | None = None,
         first_delay: float = FIRST_DELAY,
-        retry_budget: float = RETRY_BUDGET,
         timeout: httpx.Timeout = TIMEOUT,
     ) -> None:
         self.api_url = api_url.rstrip("/")
-        if api_key is None:
-            api_key = get_settings().api_key
+        # What messages show: the URL without a password it may carry.
+        self.shown_url = mask_passwords(self.api_url)
+        if api_key is None or retry_seconds is None:
+            settings = get_settings()
+            api_key = settings.api_key if api_key is None else api_key
+            if retry_seconds is None:
+                retry_seconds = settings.client_retry_seconds
         # As bytes: a key may hold any character, and httpx would send str headers as ASCII.
         self._headers: dict[bytes, bytes] = {b"Content-Type": b"application/json"}
         if api_key:
             self._headers[b"Authorization"] = f"Bearer {api_key}".encode()
-        self._attempts = max(1, attempts)
+        self.retry_seconds = retry_seconds
         self._first_delay = first_delay
-        self._retry_budget = retry_budget
         self._timeout = timeout
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -103,14 +110,24 @@ class HTTPClient:
         self._stats = {"requests": 0, "retries": 0}
 
     def __repr__(self) -> str:
-        return f"HTTPClient({self.api_url!r})"
+        return f"HTTPClient({self.shown_url!r})"
 
     # Runs, states and logs
 
     def write_batch(self, batch: RecordBatch) -> None:
         if not batch:
             return
-        self._request("POST", "batches", content=batch.model_dump_json())
+        try:
+            body = batch.model_dump_json()
+        except ValueError:
+            # Text JSON can not carry (a lone surrogate) is replaced as the store would.
+            body = storable_batch(batch).model_dump_json()
+        if len(body) > _MAX_BATCH_BYTES and len(batch) > 1:
+            # Well under the server's body limit (ANABRANCH_SERVER_MAX_BODY_BYTES).
+            for half in batch.halves():
+                self.write_batch(half)
+            return
+        self._request("POST", "batches", content=body)
 
     def read_flow_run(self, flow_run_id: uuid.UUID) -> FlowRun:
         return self._get(FlowRun, f"flow_runs/{flow_run_id}")
@@ -211,10 +228,13 @@ class HTTPClient:
 
     def acquire_concurrency_slots(self, requests: Sequence[SlotRequest]) -> list[SlotGrant]:
         body = _adapter(list[SlotRequest]).dump_json(list(requests))
-        # Not idempotent: an attempt whose answer was lost may have been granted. Only
-        # failures that prove the request was not handled are retried.
+        # Safe to resend: a request names the lease it would be granted, and the store
+        # answers a repeated request with that lease. Rate-limit requests take no lease,
+        # and a resent one would count twice: only failures that prove it was not handled
+        # are retried for them.
+        idempotent = all(request.mode == "lease" for request in requests)
         response = self._request(
-            "POST", "concurrency/acquire", content=body, kind="slots", idempotent=False
+            "POST", "concurrency/acquire", content=body, kind="slots", idempotent=idempotent
         )
         return _parse(list[SlotGrant], response)
 
@@ -273,7 +293,7 @@ class HTTPClient:
         idempotent = request is not None and request.idempotency_key is not None
         response = self._request(
             "POST", f"deployments/{deployment_id}/create_flow_run", content=body,
-            kind="deployment", idempotent=idempotent,
+            kind="deployment run", idempotent=idempotent,
         )
         return _parse(FlowRun, response)
 
@@ -330,7 +350,7 @@ class HTTPClient:
         body = _query(
             name=name, type=type, concurrency_limit=concurrency_limit, description=description
         )
-        return _parse(WorkPool, self._request("POST", "work_pools", json=body))
+        return _parse(WorkPool, self._request("POST", "work_pools", json=body, kind="pool"))
 
     def read_work_pool(self, name: str) -> WorkPool:
         return self._get(WorkPool, _pool_path(name))
@@ -360,7 +380,9 @@ class HTTPClient:
             name=name, priority=priority, concurrency_limit=concurrency_limit,
             description=description,
         )
-        response = self._request("POST", _pool_path(work_pool_name) + "/queues", json=body)
+        response = self._request(
+            "POST", _pool_path(work_pool_name) + "/queues", json=body, kind="pool"
+        )
         return _parse(WorkQueue, response)
 
     def read_work_queue(self, name: str, *, work_pool_name: str) -> WorkQueue:
@@ -455,42 +477,38 @@ class HTTPClient:
     ) -> httpx.Response:
         if self._closed:
             raise AnabranchError(f"{self!r} is closed; get a new one with get_client().")
-        started = _clock.monotonic()
-        delay = self._first_delay
-        attempt = 0
+        backoff = _clock.Backoff(self.retry_seconds, first=self._first_delay)
         while True:
-            attempt += 1
             session = self._session()
             with self._lock:
                 self._stats["requests"] += 1
-                self._stats["retries"] += attempt > 1
+                self._stats["retries"] += backoff.attempts > 1
             try:
                 response = session.request(method, path, **options)
             except httpx.TransportError as exc:
                 if not idempotent and not _never_sent(exc):
-                    raise self._unanswered(method, path, exc, attempt, started) from exc
+                    raise self._unanswered(method, path, exc, backoff) from exc
                 failure: httpx.TransportError | httpx.Response = exc
             else:
                 if response.is_success:
                     return response
                 if response.status_code < 500:
-                    raise _refusal(response, method, path, self.api_url, kind)
+                    raise _refusal(response, method, path, self.shown_url, kind)
                 failure = response
-            elapsed = _clock.monotonic() - started
-            if attempt >= self._attempts or elapsed + delay > self._retry_budget:
+            if not backoff.wait():
                 if isinstance(failure, httpx.Response):
-                    raise _server_failure(failure, method, path, self.api_url, attempt)
-                raise self._unanswered(method, path, failure, attempt, started) from failure
-            time.sleep(delay)
-            delay *= 2
+                    raise _server_failure(failure, method, path, self.shown_url, backoff.attempts)
+                raise self._unanswered(method, path, failure, backoff) from failure
 
     def _unanswered(
-        self, method: str, path: str, exc: Exception, attempts: int, started: float
+        self, method: str, path: str, exc: Exception, backoff: _clock.Backoff
     ) -> ServerUnavailable:
-        elapsed = _clock.monotonic() - started
-        tries = f"{attempts} attempts in {elapsed:.1f} s" if attempts > 1 else "1 attempt"
+        attempts = backoff.attempts
+        tries = (
+            f"{attempts} attempts in {backoff.elapsed():.1f} s" if attempts > 1 else "1 attempt"
+        )
         return ServerUnavailable(
-            f"The anabranch server at {self.api_url} did not answer {method} /{path} "
+            f"The anabranch server at {self.shown_url} did not answer {method} /{path} "
             f"({type(exc).__name__}: {exc or 'no detail'}; {tries}). Is `anabranch server "
             "start` running there? ANABRANCH_API_URL says where clients look for it."
         )
@@ -522,7 +540,9 @@ def _refusal(
     response: httpx.Response, method: str, path: str, api_url: str, kind: str
 ) -> AnabranchError:
     """The error the embedded client would raise, carrying the server's message; ``kind``
-    says what the endpoint is about: "run", "limit" (limits) or "slots" (slots, leases)."""
+    says what the endpoint is about: "run", "limit" (limits), "slots" (slots, leases),
+    "pool" (work pools and queues), "deployment" (saving one) or "deployment run" (a run of
+    one: its parameters)."""
     detail = _detail(response)
     code = response.status_code
     if code == 409 and (refused := _refused_transitions(response)) is not None:
@@ -546,7 +566,23 @@ def _refusal(
     if code in (400, 409, 422) and kind == "slots":
         return ConcurrencySlotError(detail)
     if code in (400, 422) and kind == "deployment":
+        return InvalidDeployment(detail)
+    if code in (400, 422) and kind == "deployment run":
         return InvalidParameters(detail)
+    if code in (400, 422) and kind == "pool":
+        # Only a refused name is InvalidName, as embedded: the server names the error (400),
+        # or its schema the field (422); a bad limit or priority is not a name's fault.
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        answer = answer if isinstance(answer, dict) else {}
+        errors = answer.get("detail") if code == 422 else None
+        if not isinstance(errors, list):
+            errors = []
+        fields = [error.get("loc", [])[-1:] for error in errors if isinstance(error, dict)]
+        if answer.get("error") == InvalidName.__name__ or ["name"] in fields:
+            return InvalidName(detail)
     return AnabranchError(
         f"The anabranch server at {api_url} refused {method} /{path} ({code}): {detail}"
     )

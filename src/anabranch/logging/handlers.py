@@ -13,6 +13,9 @@ from anabranch.settings import get_settings
 
 _configured = False
 _configure_lock = threading.Lock()
+# Longer log lines are stored cut to this many characters, saying how much was left out:
+# a line of hundreds of megabytes would otherwise cost the batch that carries it.
+MAX_STORED_MESSAGE = 1_000_000
 
 
 class RunLogHandler(logging.Handler):
@@ -25,6 +28,9 @@ class RunLogHandler(logging.Handler):
         message = record.getMessage()
         if record.exc_info:
             message = f"{message}\n{self.formatter_for_exc.formatException(record.exc_info)}"
+        if len(message) > MAX_STORED_MESSAGE:
+            left_out = len(message) - MAX_STORED_MESSAGE
+            message = f"{message[:MAX_STORED_MESSAGE]}... [{left_out:,} more characters not stored]"
         recorder.record_log(
             construct(
                 LogRecord,

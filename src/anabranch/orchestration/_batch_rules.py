@@ -6,7 +6,8 @@ snapshots under the same guard, written here once:
 
 - a snapshot older than the stored state changes nothing, because writers in several
   processes may deliver snapshots out of order (timestamps compare as instants: fixed-width
-  UTC text on SQLite, timestamptz on PostgreSQL);
+  UTC text on SQLite, timestamptz on PostgreSQL); except the final state a Crashed run's
+  own process reports late (``transitions.refusal`` says why);
 - a snapshot whose state breaks the state rule (``transitions.refusal``) changes nothing
   either, and is reported. The rule is carried into SQL, derived from ``refusal()`` itself
   so the two can not drift apart, and the database applies it row by row within the
@@ -26,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from anabranch.orchestration.transitions import refusal
-from anabranch.schemas import FlowRun, StateRecord, StateType, TaskRun
+from anabranch.schemas import TERMINAL_TYPES, FlowRun, StateRecord, StateType, TaskRun
 
 Run = TypeVar("Run", FlowRun, TaskRun)
 # A run whose snapshot a writer refused, and the rule it broke.
@@ -81,9 +82,11 @@ def state_guard_sql(table: str) -> str:
             for type_, moves in limited.items()
         ),
     ]
+    finals = _sql_strings(t.value for t in TERMINAL_TYPES if t is not StateType.CRASHED)
     return (
         f"({table}.state_timestamp IS NULL"
-        f" OR excluded.state_timestamp >= {table}.state_timestamp)"
+        f" OR excluded.state_timestamp >= {table}.state_timestamp"
+        f" OR ({current} = '{StateType.CRASHED.value}' AND {proposed} IN ({finals})))"
         f" AND ({' OR '.join(allowed)})"
     )
 
@@ -134,12 +137,18 @@ def refusals(conn: Connection, table: sa.Table, runs: list[Run]) -> list[Refusal
         row = stored.get(run.id)
         state = run.state
         assert state is not None
-        if row is None or row.state_id == state.id or state.timestamp < row.state_timestamp:
+        late = state.timestamp < row.state_timestamp if row is not None else False
+        if row is None or row.state_id == state.id or (late and not _crash_overruled(row, state)):
             continue
         reason = refusal(StateType(row.state_type), state.type)
         if reason is not None:
             refused.append((run.id, reason))
     return refused
+
+
+def _crash_overruled(row: Any, state: Any) -> bool:
+    """A late final state that replaces a stored Crashed one (it is not a late snapshot)."""
+    return row.state_type == StateType.CRASHED.value and state.is_final()
 
 
 def not_refused(records: list[StateRecord], refused: list[Refusal]) -> list[StateRecord]:

@@ -10,6 +10,7 @@ many slots is never starved by a stream of small ones.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -19,18 +20,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from anabranch._ids import new_id
+from anabranch._validation import check_name
 from anabranch.database.models import (
     concurrency_lease,
     concurrency_lease_slot,
     concurrency_limit,
     concurrency_waiter,
 )
-from anabranch.database.types import sqlite_datetime_text
+from anabranch.database.types import UTCDateTime, sqlite_datetime_text
 from anabranch.exceptions import InvalidConcurrencyLimit, ObjectNotFound
 from anabranch.schemas import ConcurrencyLimit, SlotGrant, SlotHolder, SlotRequest
+from anabranch.schemas.concurrency import MAX_STORED_INT, WAITER_TICKET_SECONDS
 
-# A waiter that stops asking for this long is gone (its process died); its ticket lapses.
-WAITER_TICKET_SECONDS = 10.0
+# How many of the earliest waiters on a limit an acquisition reads: the ones that go before
+# the requests it answers. Reading the whole line on every attempt made waiting cost grow
+# with the square of the waiters.
+_EARLIEST_WAITERS = 64
 
 
 def _missing(name: str) -> ObjectNotFound:
@@ -51,6 +56,7 @@ def create_limit(
 ) -> ConcurrencyLimit:
     """Create the limit, or, if it exists, set its size (and its decay when one is given)
     and nothing else: ``create`` is safe to repeat and never undoes an operator's update."""
+    check_name(name, "concurrency limit", error=InvalidConcurrencyLimit, path_segment=False)
     _check_size(name, limit, slot_decay_per_second or 0.0)
     row = _limit_row(conn, name)
     if row is None:
@@ -103,9 +109,14 @@ def _check_size(name: str, limit: int, slot_decay_per_second: float) -> None:
         raise InvalidConcurrencyLimit(
             f"Concurrency limit {name!r} needs a limit of 0 or more, got {limit}."
         )
-    if slot_decay_per_second < 0:
+    if limit > MAX_STORED_INT:
         raise InvalidConcurrencyLimit(
-            f"slot_decay_per_second of {name!r} must be 0 or more, got {slot_decay_per_second}."
+            f"Concurrency limit {name!r} can be at most {MAX_STORED_INT:,}, got {limit:,}."
+        )
+    if not 0 <= slot_decay_per_second < math.inf:
+        raise InvalidConcurrencyLimit(
+            f"slot_decay_per_second of {name!r} must be a finite number, 0 or more, got "
+            f"{slot_decay_per_second}."
         )
 
 
@@ -215,17 +226,70 @@ def acquire(
     conn: Connection, requests: Sequence[SlotRequest], *, now: datetime
 ) -> list[SlotGrant]:
     """Try each request in order, in one transaction: grant it whole, or leave its waiter
-    ticket (keeping its place in line) and say what it waits for.
+    ticket (keeping its place in line) and say what it waits for. A request answered
+    before finds its lease again; a ``keep_place`` request only keeps its ticket.
 
     Expired leases and lapsed tickets are ignored here and deleted by ``reap``."""
     names = sorted({name for request in requests for name in request.names})
     rows = _lock_limits(conn, names, now)
     limits = {row.name: row for row in rows}
     used = {row.id: float(row.used) for row in rows}
+    ids = [request.waiter_id for request in requests]
+    granted = _granted_leases(conn, [r.waiter_id for r in requests if r.mode == "lease"], now)
+    tries = [r for r in requests if not r.keep_place and r.waiter_id not in granted]
     waiting = [row.id for row in rows if row.waiting]
-    waiters = _live_waiters(conn, waiting, now) if waiting else []
+    # A request's own ticket is a waiter on one of its limits: no waiters, no tickets.
+    waiters = []
+    if waiting:
+        waiters = (
+            _live_waiters(conn, waiting, ids, max(r.since for r in tries), now)
+            if tries
+            else _own_tickets(conn, ids, now)
+        )
     line = _Line(conn, rows, used, waiters, now)
-    return [_try(conn, request, limits, used, line, now) for request in requests]
+    grants = []
+    for request in requests:
+        if request.waiter_id in granted:
+            grants.append(granted[request.waiter_id])
+        elif request.keep_place:
+            grants.append(_keep_place(conn, request, limits, line, now))
+        else:
+            grants.append(_try(conn, request, limits, used, line, now))
+    return grants
+
+
+def _keep_place(
+    conn: Connection, request: SlotRequest, limits: dict[str, Any], line: _Line, now: datetime
+) -> SlotGrant:
+    rows = [limits[name] for name in request.names if name in limits and limits[name].active]
+    _keep_waiting(conn, request, rows, line, now)
+    return SlotGrant(granted=False, limited_by=[row.name for row in rows])
+
+
+def _granted_leases(
+    conn: Connection, waiter_ids: Sequence[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, SlotGrant]:
+    """The live leases some of these requests were granted already (a lease takes its
+    waiter's id): a request resent after its answer was lost gets the same answer."""
+    if not waiter_ids:
+        return {}
+    if conn.dialect.name == "sqlite":
+        sql = _SQLITE_GRANTED_LEASES.format(ids=", ".join("?" * len(waiter_ids)))
+        found = [
+            (uuid.UUID(hex=lease_id), name)
+            for lease_id, name in conn.exec_driver_sql(
+                sql, (sqlite_datetime_text(now), *(i.hex for i in waiter_ids))
+            )
+        ]
+    else:
+        found = list(conn.execute(_GRANTED_LEASES, {"ids": list(waiter_ids), "now": now}))
+    names: dict[uuid.UUID, list[str]] = {}
+    for lease_id, name in found:
+        names.setdefault(lease_id, []).append(name)
+    return {
+        lease_id: SlotGrant(granted=True, lease_id=lease_id, limited_by=sorted(held))
+        for lease_id, held in names.items()
+    }
 
 
 class _Line:
@@ -272,6 +336,9 @@ class _Line:
             if w.limit_id in limit_ids and w.id != request.waiter_id
             and w.since < request.since and not self._stuck_elsewhere(w)
         ]
+
+    def tickets_of(self, waiter_id: uuid.UUID) -> list[Any]:
+        return self._tickets.get(waiter_id, [])
 
     def add(self, ticket: Any) -> None:
         self.waiters.append(ticket)
@@ -344,7 +411,7 @@ def _try(
             _add_decaying(conn, row, request.occupy, now)
             used[row.id] = used.get(row.id, 0) + request.occupy
         return SlotGrant(granted=True, limited_by=[row.name for row in rows])
-    lease_id = new_id()
+    lease_id = request.waiter_id
     _insert_lease(conn, lease_id, request, [row.id for row in rows], now)
     for row in rows:
         used[row.id] = used.get(row.id, 0) + request.occupy
@@ -377,7 +444,7 @@ def _keep_waiting(
     """Leave (or refresh) the request's tickets, so later requests queue behind it."""
     expires = now + timedelta(seconds=WAITER_TICKET_SECONDS)
     fresh_until = now + timedelta(seconds=WAITER_TICKET_SECONDS / 2)
-    mine = {w.limit_id: w.expires_at for w in line.waiters if w.id == request.waiter_id}
+    mine = {w.limit_id: w.expires_at for w in line.tickets_of(request.waiter_id)}
     for row in rows:
         if row.id in mine:
             if mine[row.id] > fresh_until:
@@ -548,6 +615,21 @@ _LOCK_LIMITS = (
     .order_by(concurrency_limit.c.name)
     .with_for_update()
 )
+_GRANTED_LEASES = (
+    sa.select(concurrency_lease_slot.c.lease_id, concurrency_limit.c.name)
+    .join(concurrency_lease, concurrency_lease.c.id == concurrency_lease_slot.c.lease_id)
+    .join(concurrency_limit, concurrency_limit.c.id == concurrency_lease_slot.c.limit_id)
+    .where(
+        concurrency_lease_slot.c.lease_id.in_(sa.bindparam("ids", expanding=True)),
+        concurrency_lease.c.expires_at > sa.bindparam("now", type_=UTCDateTime()),
+    )
+)
+_SQLITE_GRANTED_LEASES = (
+    "SELECT s.lease_id, l.name FROM concurrency_lease_slot AS s "
+    "JOIN concurrency_lease AS e ON e.id = s.lease_id "
+    "JOIN concurrency_limit AS l ON l.id = s.limit_id "
+    "WHERE e.expires_at > ? AND s.lease_id IN ({ids})"
+)
 _SQLITE_INSERT_LEASE = (
     "INSERT INTO concurrency_lease (id, holder, run_id, expires_at, created) "
     "VALUES (?, ?, ?, ?, ?)"
@@ -652,17 +734,40 @@ def _slots_in_use(
     return {limit_id: float(total) for limit_id, total in rows}
 
 
-def _live_waiters(conn: Connection, limit_ids: Sequence[uuid.UUID], now: datetime) -> list[Any]:
-    """Every live ticket of the waiters on ``limit_ids``, their other limits' included."""
+def _live_waiters(
+    conn: Connection,
+    limit_ids: Sequence[uuid.UUID],
+    own: Sequence[uuid.UUID],
+    latest: datetime,
+    now: datetime,
+) -> list[Any]:
+    """Every live ticket of the earliest waiters on ``limit_ids`` (up to ``latest``, the
+    newest request being tried) and of the requests' own waiters (``own``): the waiters
+    that can go before the requests, with their other limits' tickets, and no more."""
     waiter = concurrency_waiter
-    on_these = sa.select(waiter.c.id).where(
-        waiter.c.limit_id.in_(limit_ids), waiter.c.expires_at > now
-    )
+    earliest = conn.execute(
+        sa.select(waiter.c.id)
+        .where(
+            waiter.c.limit_id.in_(limit_ids),
+            waiter.c.since <= latest,
+            waiter.c.expires_at > now,
+        )
+        .order_by(waiter.c.since)
+        .limit(_EARLIEST_WAITERS * len(limit_ids))
+    ).scalars()
+    return _own_tickets(conn, list({*earliest, *own}), now)
+
+
+def _own_tickets(conn: Connection, waiter_ids: Sequence[uuid.UUID], now: datetime) -> list[Any]:
+    """Every live ticket of these waiters."""
+    if not waiter_ids:
+        return []
+    waiter = concurrency_waiter
     return list(
         conn.execute(
             sa.select(
                 waiter.c.id, waiter.c.limit_id, waiter.c.since, waiter.c.expires_at,
                 waiter.c.occupy,
-            ).where(waiter.c.id.in_(on_these), waiter.c.expires_at > now)
+            ).where(waiter.c.id.in_(waiter_ids), waiter.c.expires_at > now)
         )
     )

@@ -28,6 +28,7 @@ from anabranch.database.models import (
     run_state,
     task_run,
 )
+from anabranch.database.text import storable_batch
 from anabranch.exceptions import AnabranchError, ObjectNotFound
 from anabranch.orchestration._batch_rules import (
     STATE_COLUMNS,
@@ -67,9 +68,10 @@ def apply_batch(conn: Connection, batch: RecordBatch) -> list[Refusal]:
     stays final, a Cancelling run may only become Cancelled) is not applied, nor are the
     batch's state records of that run; everything else in the batch is. Returns those runs
     with the rule each broke. Re-sending the stored state itself (same state id) is no
-    refusal.
+    refusal. Text a database could not store is replaced first (``_text``).
     """
     now = _clock.now()
+    batch = storable_batch(batch)
     if conn.dialect.name == "sqlite":
         return apply_batch_sqlite(conn, batch, now)
     if conn.dialect.name == "postgresql":

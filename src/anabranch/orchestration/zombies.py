@@ -19,9 +19,17 @@ from anabranch.database.models import (
 from anabranch.orchestration.run_states import set_state
 from anabranch.schemas import StateType
 
+# A flow run is a zombie after this many heartbeat intervals without one.
+ZOMBIE_AFTER_HEARTBEATS = 3
+
 _UNFINISHED = (StateType.RUNNING.value, StateType.PENDING.value, StateType.SCHEDULED.value)
 # Flow runs that heartbeat: running ones, and ones a worker took (Pending, Cancelling).
 _HEARTBEATING = (StateType.RUNNING.value, StateType.PENDING.value, StateType.CANCELLING.value)
+
+
+def silence_limit(heartbeat_seconds: float) -> float:
+    """How long a flow run may go without a heartbeat before it counts as dead."""
+    return ZOMBIE_AFTER_HEARTBEATS * heartbeat_seconds
 
 
 def crash_zombies(conn: Connection, *, now: datetime, silent_for: float) -> list[uuid.UUID]:

@@ -109,3 +109,18 @@ class RecordBatch(BaseModel):
 
     def __bool__(self) -> bool:
         return bool(self.flow_runs or self.task_runs or self.states or self.logs)
+
+    def __len__(self) -> int:
+        return len(self.flow_runs) + len(self.task_runs) + len(self.states) + len(self.logs)
+
+    def halves(self) -> tuple[RecordBatch, RecordBatch]:
+        """The batch as two batches of about half its records each (to send a big one in
+        parts, or to find the one record a store refuses)."""
+        first, second = RecordBatch.model_construct(), RecordBatch.model_construct()
+        room = len(self) // 2
+        for field in ("flow_runs", "task_runs", "states", "logs"):
+            records = getattr(self, field)
+            setattr(first, field, records[:room])
+            setattr(second, field, records[room:])
+            room -= len(first.__dict__[field])
+        return first, second

@@ -3,6 +3,11 @@ scheduler (upcoming runs of scheduled deployments, overdue runs marked Late).
 
 All are idempotent (delete what expired, crash what went silent, make the run with a given
 idempotency key), so every replica of the server may run them; no replica depends on another.
+
+Zombie detection only judges silence it could have heard: a run's heartbeats can not arrive
+while the server (or its database) is down, so after a start or a database outage the
+service waits a whole silence window, plus the clients' longest back-off, before it crashes
+anything. A flow that ran on through a server restart is not crashed for it.
 """
 
 from __future__ import annotations
@@ -16,29 +21,43 @@ from anyio.abc import TaskGroup
 
 from anabranch import _clock
 from anabranch.client.embedded import EmbeddedClient
-from anabranch.database import write_transaction
-from anabranch.orchestration.zombies import crash_zombies
+from anabranch.orchestration.zombies import silence_limit
 
 logger = logging.getLogger("anabranch.server")
 
 REAP_INTERVAL_SECONDS = 5.0
-# A flow run is a zombie after this many heartbeat intervals without one.
-ZOMBIE_AFTER_HEARTBEATS = 3
+# Room for clients to find the server back: their back-off between attempts is at most
+# 2 s, and a batch may need a few attempts' worth of time to arrive.
+RECONNECT_SECONDS = 10.0
 
 
 def start(group: TaskGroup, client: EmbeddedClient, settings: Any) -> None:
     """Start every service in ``group``; they stop when the group is cancelled."""
     group.start_soon(_every, REAP_INTERVAL_SECONDS, "lease reaper", client.reap_concurrency_leases)
-    silent_for = ZOMBIE_AFTER_HEARTBEATS * settings.heartbeat_seconds
+    detector = ZombieDetector(client, silence_limit(settings.heartbeat_seconds))
+    group.start_soon(_every, settings.heartbeat_seconds, "zombie detection", detector.run)
+    group.start_soon(_every, settings.scheduler_seconds, "scheduler", client.schedule_runs)
 
-    def crash_silent_runs() -> None:
-        with write_transaction(client.database_url) as conn:
-            crashed = crash_zombies(conn, now=_clock.now(), silent_for=silent_for)
+
+class ZombieDetector:
+    """Crashes silent runs, once it has itself been reachable for long enough to know."""
+
+    def __init__(self, client: EmbeddedClient, silent_for: float) -> None:
+        self.client = client
+        self.listening_for = silent_for + RECONNECT_SECONDS
+        self.listening_since = _clock.monotonic()
+
+    def run(self) -> None:
+        if _clock.monotonic() - self.listening_since < self.listening_for:
+            return
+        try:
+            crashed = self.client.crash_zombies()
+        except Exception:
+            # The database was away: heartbeats could not be stored meanwhile either.
+            self.listening_since = _clock.monotonic()
+            raise
         if crashed:
             logger.warning("Crashed %d flow run(s) without heartbeat: %s", len(crashed), crashed)
-
-    group.start_soon(_every, settings.heartbeat_seconds, "zombie detection", crash_silent_runs)
-    group.start_soon(_every, settings.scheduler_seconds, "scheduler", client.schedule_runs)
 
 
 async def _every(interval: float, name: str, work: Callable[[], Any]) -> None:

@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from anabranch import _clock
-from anabranch.client import get_client
+from anabranch.client import get_client, upkeep
 from anabranch.exceptions import ObjectNotFound
+from anabranch.schemas.concurrency import MAX_STORED_INT
 from anabranch.schemas.deployments import DispatchedRun, WorkerPoll
 from anabranch.settings import get_settings
 from anabranch.workers import process
@@ -59,8 +60,11 @@ class ProcessWorker:
         cancel_on_exit: bool = False,
         grace_seconds: float = 10.0,
     ) -> None:
-        if limit is not None and limit < 1:
-            raise ValueError(f"A worker's limit is 1 or more, not {limit}.")
+        if limit is not None and not 1 <= limit <= MAX_STORED_INT:
+            raise ValueError(
+                f"A worker's limit is 1 or more and at most {MAX_STORED_INT:,} runs at once, "
+                f"not {limit:,}; leave it None for no limit."
+            )
         if work_pool_name is None and not deployment_ids:
             raise ValueError("A worker needs a work pool (or deployments to serve).")
         self.work_pool_name = work_pool_name
@@ -107,6 +111,7 @@ class ProcessWorker:
 
     def _poll_once(self) -> None:
         self._tick_schedules()
+        self._crash_dead_runs()
         running = self.running()
         room = (self.limit - len(running)) if self.limit is not None else UNLIMITED_BATCH
         poll = WorkerPoll(
@@ -141,6 +146,16 @@ class ProcessWorker:
                 self._start(dispatched)
         for run_id in answer.cancelling:
             self._cancel(run_id)
+
+    def _crash_dead_runs(self) -> None:
+        """On the embedded store, no server finds the runs whose process died: workers do."""
+        try:
+            crashed = upkeep.crash_dead_runs()
+        except Exception as exc:
+            logger.warning("Worker %r could not look for dead runs: %s", self.name, exc)
+            return
+        if crashed:
+            logger.warning("Crashed %d flow run(s) without heartbeat: %s", len(crashed), crashed)
 
     def _tick_schedules(self) -> None:
         if not self._ticks_schedules or _clock.monotonic() < self._next_tick:
