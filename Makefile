@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-compare clean
+.PHONY: demo test lint bench bench-compare soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,11 +30,17 @@ test: lint
 	$(BIN)/python -m pytest -n 2 --transport server-sqlite $(SERVER_SUITES)
 	$(BIN)/python -m pytest -n 2 --transport server-postgresql $(SERVER_SUITES)
 
+# The benchmarks, then the 30-minute soak (server and workers killed under load); `make soak`
+# runs the soak alone, SOAK_ARGS="--minutes 3" a short one.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
 
 bench-compare: $(STAMP)
 	$(BIN)/python benchmarks/compare.py
+
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

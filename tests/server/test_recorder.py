@@ -81,10 +81,10 @@ def test_a_batch_a_dead_server_never_took_waits_in_the_spool_until_a_server_take
     recorder.close()
 
     lines = [line for line in capsys.readouterr().err.splitlines() if "anabranch:" in line]
-    assert len(lines) == 2, lines
+    assert len(lines) == 1, lines
     assert f"the anabranch server at {url} did not answer" in lines[0]
     assert str(spool.folder) in lines[0] and "delivered when it answers again" in lines[0]
-    assert "wait in" in lines[1] and "the next anabranch process" in lines[1]
+    assert "the next anabranch process" in lines[0]
     assert spool.waiting() == 2
     assert oct(spool.folder.stat().st_mode & 0o777) == "0o700"
 
@@ -99,7 +99,7 @@ def test_a_batch_a_dead_server_never_took_waits_in_the_spool_until_a_server_take
         assert [log.message for log in reader.read_logs(flow_run_id=flow.id)] == ["hi"]
     finally:
         server.stop()
-    assert spool.waiting() == 0
+    assert not spool.folder.exists()
 
 
 @pytest.mark.slow

@@ -43,14 +43,23 @@ class RunSlots:
         implicit: str | None,
         implicit_limit: int | None,
     ) -> RunSlots | None:
-        """None when nothing limits the run (the common case costs no round trip)."""
+        """None when nothing limits the run (the common case costs no round trip). When the
+        store can not say which limits there are, the run ends Failed, unstarted, and the
+        error is raised to its caller: it is never left Pending."""
         if not tags and implicit is None:
             return None
         broker = get_broker()
-        names = [tag for tag in tags if tag in broker.limit_names()] if tags else []
-        if implicit is not None and implicit_limit is not None:
-            broker.ensure_limit(implicit, implicit_limit)
-            names.append(implicit)
+        try:
+            names = [tag for tag in tags if tag in broker.limit_names()] if tags else []
+            if implicit is not None and implicit_limit is not None:
+                broker.ensure_limit(implicit, implicit_limit)
+                names.append(implicit)
+        except Exception as exc:
+            lifecycle.finish_without_running(
+                Failed(f"{lifecycle.label} did not run: its concurrency limits could not be "
+                       f"looked up ({exc})", data=exc)
+            )
+            raise
         return cls(lifecycle, sorted(set(names))) if names else None
 
     def request(self, on_done: Any = None) -> SlotTicket:
@@ -81,5 +90,7 @@ class RunSlots:
         return True
 
     def release(self) -> None:
+        """Give the slots back; if the store can not be told, the lease lapses by itself
+        (the broker warns), and the run is not failed for it."""
         lease_id, self.lease_id = self.lease_id, None
         self.broker.release(lease_id)

@@ -164,20 +164,13 @@ class Recorder:
             return
         if not self.flush(timeout=self._exit_timeout()):
             # Still not stored: keep it on disk rather than lose it with the process.
-            self._spooling = True
+            self._start_spooling("it did not store them before the process exited")
             self._spool_pending()
         self._closed = True
         self._wake.set()
         if self._given_up:
             print(f"anabranch: lost {_count(self._given_up, 'more record')} as well: "
                   f"{self._unusable}", file=sys.stderr)
-        if self.spool is not None and (waiting := self.spool.waiting()):
-            print(
-                f"anabranch: {waiting} batch(es) of run records wait in "
-                f"{self.spool.folder} for {self.spool.shown_store}; the next anabranch "
-                "process that reaches it delivers them (`anabranch flow-run ls` does).",
-                file=sys.stderr,
-            )
 
     def _exit_timeout(self) -> float:
         client = self._client
@@ -217,13 +210,7 @@ class Recorder:
                 self._deliver_spool()
             return
         if isinstance(failure, StoreUnavailable) and self._keep(taken):
-            self._spooling = True
-            assert self.spool is not None
-            print(
-                f"anabranch: {_store_name(self._client)} did not answer; run records are "
-                f"kept in {self.spool.folder} and delivered when it answers again. {failure}",
-                file=sys.stderr,
-            )
+            self._start_spooling(failure)
             return
         if isinstance(failure, StoreUnusable):
             # It will not heal by itself: later records are given up without a message each.
@@ -234,6 +221,18 @@ class Recorder:
             self._store(taken[half:])
             return
         self._drop(taken, failure)
+
+    def _start_spooling(self, why: object) -> None:
+        """From now on records go to the spool; said once per outage."""
+        if self._spooling or self.spool is None:
+            return
+        self._spooling = True
+        print(
+            f"anabranch: {_store_name(self._client)} did not answer; run records are kept in "
+            f"{self.spool.folder} and delivered when it answers again, by this process or "
+            f"the next anabranch process that reaches it (`anabranch flow-run ls` does). {why}",
+            file=sys.stderr,
+        )
 
     def _keep(self, taken: list[tuple[str, Any, Any]]) -> bool:
         """Put ``taken`` in the spool; False (with the records dropped and said so) if the

@@ -12,6 +12,7 @@ process is gone is taken over. Files are private to the user (0600 in 0700 folde
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from anabranch._private import open_private, private_dir
 from anabranch._redact import mask_passwords
+from anabranch.database.text import storable_batch
 from anabranch.exceptions import AnabranchError, StoreUnavailable
 from anabranch.schemas import RecordBatch
 
@@ -45,15 +47,30 @@ class Spool:
 
     def add(self, batch: RecordBatch) -> None:
         """Keep ``batch`` on disk (durably: written, then renamed into place)."""
+        try:
+            body = batch.model_dump_json().encode()
+        except ValueError:  # text JSON can not carry: replaced as the store would
+            body = storable_batch(batch).model_dump_json().encode()
+        name = f"{time.time_ns():020d}-{os.getpid()}-{next(_sequence):06d}"
+        for attempt in range(3):
+            try:
+                self._write(name, body)
+                return
+            except FileNotFoundError:
+                # Another process delivered the last batch and removed the folder between
+                # its creation here and the write: make it again.
+                if attempt == 2:
+                    raise
+
+    def _write(self, name: str, body: bytes) -> None:
         private_dir(self.folder)
         about = self.folder / "store.txt"
         if not about.exists():
             with open_private(about, "w", encoding="utf-8") as fh:
                 fh.write(self.shown_store + "\n")
-        name = f"{time.time_ns():020d}-{os.getpid()}-{next(_sequence):06d}"
         partial = self.folder / (name + ".partial")
         with open_private(partial, "wb") as fh:
-            fh.write(batch.model_dump_json().encode())
+            fh.write(body)
             fh.flush()
             os.fsync(fh.fileno())
         partial.rename(self.folder / (name + _SUFFIX))
@@ -93,7 +110,17 @@ class Spool:
                          f"and dropped: {exc}")
                 path.unlink(missing_ok=True)
                 delivered += 1
+            self._remove_if_empty()
         return delivered
+
+    def _remove_if_empty(self) -> None:
+        """Leave no folder behind once everything in it is delivered (another process
+        spooling into it meanwhile keeps it)."""
+        if self.waiting():
+            return
+        with contextlib.suppress(OSError):
+            (self.folder / "store.txt").unlink(missing_ok=True)
+            self.folder.rmdir()
 
     def _claim_all(self) -> Iterator[Path]:
         """Claim the waiting batches one by one, oldest first (other processes may be

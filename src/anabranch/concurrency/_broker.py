@@ -27,7 +27,11 @@ from typing import TYPE_CHECKING, Any
 from anabranch import _clock
 from anabranch.client import get_client
 from anabranch.concurrency._leases import HeldLease, LeaseKeeper
-from anabranch.exceptions import ConcurrencySlotError, UnknownConcurrencyLimit
+from anabranch.exceptions import (
+    ConcurrencySlotError,
+    StoreUnavailable,
+    UnknownConcurrencyLimit,
+)
 from anabranch.schemas import SlotGrant, SlotRequest
 from anabranch.schemas.concurrency import WAITER_TICKET_SECONDS
 from anabranch.settings import PerStore
@@ -183,27 +187,39 @@ class SlotBroker:
             return None
         return ticket.grant if ticket.grant is not None and ticket.grant.granted else None
 
-    def release(self, lease_id: uuid.UUID | None) -> None:
-        """Free a lease's slots (a no-op for None) and let waiters here try at once."""
+    def release(self, lease_id: uuid.UUID | None) -> bool:
+        """Free a lease's slots (a no-op for None) and let waiters here try at once. False
+        when the store could not be told (it did not answer within the retry budget): the
+        slots are then freed when the lease expires, and a warning says so. Never raises:
+        a release runs on the way out of a run or a ``concurrency()`` block, which must
+        not fail for it."""
         if lease_id is None:
-            return
+            return True
         self.keeper.drop(lease_id)
-        self._client().release_concurrency_slots(lease_id)
-        with self._cond:
-            self._released += 1
-            if self._queue:
-                self._woken = True
-                self._cond.notify()
+        try:
+            self._client().release_concurrency_slots(lease_id)
+        except Exception as exc:
+            print(
+                f"anabranch: warning: concurrency slots could not be released ({exc}); they "
+                f"are freed when their lease expires, within {self.lease_seconds:g} s.",
+                file=sys.stderr,
+            )
+            return False
+        finally:
+            with self._cond:
+                self._released += 1
+                if self._queue:
+                    self._woken = True
+                    self._cond.notify()
+        return True
 
     def release_all(self) -> None:
         """Free every lease this process holds (on interrupt and at exit). Once the store
         fails to answer, the rest are left to expire: each would wait out the retry budget."""
         for lease_id in self.keeper.held():
-            try:
-                self.release(lease_id)
-            except Exception:
-                for lease_id in self.keeper.held():
-                    self.keeper.drop(lease_id)
+            if not self.release(lease_id):
+                for left in self.keeper.held():
+                    self.keeper.drop(left)
                 return
 
     def _settle(self, ticket: SlotTicket, grant: SlotGrant) -> None:
@@ -323,7 +339,7 @@ class SlotBroker:
             if ticket not in cancelled:
                 self._settle_safely(ticket, grant)
             elif grant.lease_id is not None:
-                self._client().release_concurrency_slots(grant.lease_id)
+                self.release(grant.lease_id)
         if more:
             # A whole window moved: the line may move further at once.
             return 0.0
@@ -344,9 +360,10 @@ class SlotBroker:
 
 
 def _unreachable(request: SlotRequest, exc: Exception) -> ConcurrencySlotError:
+    why = "did not answer" if isinstance(exc, StoreUnavailable) else "failed to answer"
     error = ConcurrencySlotError(
-        f"Could not ask for slots of concurrency limits {request.names}: the store did not "
-        f"answer ({exc}). Nothing is held."
+        f"Could not ask for slots of concurrency limits {request.names}: the store {why} "
+        f"({exc}). Nothing is held."
     )
     error.__cause__ = exc
     return error

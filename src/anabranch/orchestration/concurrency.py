@@ -28,6 +28,7 @@ from anabranch.database.models import (
     concurrency_waiter,
 )
 from anabranch.database.types import UTCDateTime, sqlite_datetime_text
+from anabranch.database.upserts import upsert_into
 from anabranch.exceptions import InvalidConcurrencyLimit, ObjectNotFound
 from anabranch.schemas import ConcurrencyLimit, SlotGrant, SlotHolder, SlotRequest
 from anabranch.schemas.concurrency import MAX_STORED_INT, WAITER_TICKET_SECONDS
@@ -458,16 +459,22 @@ def _keep_waiting(
                 .values(expires_at=expires)
             )
             continue
+        # An upsert: a ticket of this waiter that lapsed (its process stalled) may still be
+        # in the table until it is reaped; it is this waiter's place again.
+        insert = upsert_into(conn.dialect.name, concurrency_waiter).values(
+            id=request.waiter_id,
+            limit_id=row.id,
+            occupy=request.occupy,
+            since=request.since,
+            expires_at=expires,
+        )
         conn.execute(
-            sa.insert(concurrency_waiter).values(
-                id=request.waiter_id,
-                limit_id=row.id,
-                occupy=request.occupy,
-                since=request.since,
-                expires_at=expires,
+            insert.on_conflict_do_update(
+                index_elements=["id", "limit_id"], set_={"expires_at": expires}
             )
         )
         line.add(_Ticket(request.waiter_id, row.id, request.since, expires, request.occupy))
+
 
 
 class _Ticket(NamedTuple):

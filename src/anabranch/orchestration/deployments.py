@@ -14,13 +14,13 @@ from typing import Any
 
 import jsonschema
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from anabranch._ids import new_id
 from anabranch._names import generate_flow_run_name
 from anabranch._validation import check_name
 from anabranch.database.models import deployment, flow_run, run_state, work_pool
+from anabranch.database.upserts import upsert_into
 from anabranch.exceptions import InvalidDeployment, InvalidParameters, ObjectNotFound
 from anabranch.orchestration import runs
 from anabranch.orchestration.queues import DEFAULT_QUEUE, insert_queue, queue_row
@@ -178,7 +178,7 @@ def create_deployment_run(
         "idempotency_key": request.idempotency_key,
         "job_variables": request.job_variables,
     }
-    insert = _dialect_insert(conn)(flow_run).values(values)
+    insert = upsert_into(conn.dialect.name, flow_run).values(values)
     if request.idempotency_key is not None:
         # Two callers with one key at the same moment: one row wins, both get it.
         insert = insert.on_conflict_do_nothing(index_elements=["deployment_id", "idempotency_key"])
@@ -286,6 +286,3 @@ def _pool_exists(conn: Connection, name: str) -> bool:
     found = conn.execute(sa.select(work_pool.c.id).where(work_pool.c.name == name)).first()
     return found is not None
 
-
-def _dialect_insert(conn: Connection) -> Any:
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert

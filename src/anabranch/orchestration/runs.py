@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, RowMapping
 
 from anabranch import _clock
@@ -29,7 +29,8 @@ from anabranch.database.models import (
     task_run,
 )
 from anabranch.database.text import storable_batch
-from anabranch.exceptions import AnabranchError, ObjectNotFound
+from anabranch.database.upserts import upsert_into
+from anabranch.exceptions import ObjectNotFound
 from anabranch.orchestration._batch_rules import (
     STATE_COLUMNS,
     Refusal,
@@ -50,11 +51,6 @@ from anabranch.schemas import (
     StateType,
     TaskRun,
 )
-
-_INSERTS: dict[str, Callable[[sa.Table], Any]] = {
-    "sqlite": sqlite.insert,
-    "postgresql": postgresql.insert,
-}
 
 
 def apply_batch(conn: Connection, batch: RecordBatch) -> list[Refusal]:
@@ -225,7 +221,7 @@ def _apply_batch_sqlalchemy(
 ) -> list[Refusal]:
     """apply_batch as SQLAlchemy statements whose column types convert each value: the
     reference the SQLite and PostgreSQL writers must store exactly as (a test holds them to
-    it), and the path any other database would take (and be refused by _dialect_insert).
+    it), and the path any other database would take (and be refused by upsert_into).
     """
     dialect = conn.dialect.name
     refused = _upsert_runs(conn, dialect, flow_run, latest(batch.flow_runs), _flow_run_row, now)
@@ -268,7 +264,7 @@ def _upsert_runs(
 
 @functools.cache
 def _upsert(dialect: str, table: sa.Table, *, with_state: bool) -> sa.Insert:
-    stmt = _dialect_insert(dialect, table)
+    stmt = upsert_into(dialect, table)
     skip = {"id", "created", *DEPLOYMENT_RUN_COLUMNS}
     if not with_state:
         skip.update(STATE_COLUMNS)
@@ -283,28 +279,18 @@ def _upsert(dialect: str, table: sa.Table, *, with_state: bool) -> sa.Insert:
 
 @functools.cache
 def _insert_new_states(dialect: str) -> sa.Insert:
-    return _dialect_insert(dialect, run_state).on_conflict_do_nothing(index_elements=["id"])
+    return upsert_into(dialect, run_state).on_conflict_do_nothing(index_elements=["id"])
 
 
 @functools.cache
 def _insert_new_logs(dialect: str) -> sa.Insert:
-    return _dialect_insert(dialect, log).on_conflict_do_nothing(index_elements=["record_id"])
+    return upsert_into(dialect, log).on_conflict_do_nothing(index_elements=["record_id"])
 
 
 def _legacy_log_id(row_id: int) -> uuid.UUID:
     """An id for a log line stored before lines had one (NULL record_id): stable, derived
     from its row number, and never a UUIDv7 a writer could make."""
     return uuid.UUID(int=row_id)
-
-
-def _dialect_insert(dialect: str, table: sa.Table) -> Any:
-    try:
-        return _INSERTS[dialect](table)
-    except KeyError:
-        raise AnabranchError(
-            f"anabranch stores runs in SQLite or PostgreSQL, not {dialect}; point "
-            "ANABRANCH_DATABASE_URL at one of those."
-        ) from None
 
 
 def _run_row(run: FlowRun | TaskRun, now: datetime) -> dict[str, Any]:
