@@ -23,7 +23,6 @@ from pydantic import TypeAdapter
 
 from anabranch import _clock
 from anabranch._redact import mask_passwords
-from anabranch.database.text import storable_batch
 from anabranch.exceptions import (
     AnabranchError,
     ConcurrencySlotError,
@@ -57,6 +56,7 @@ from anabranch.schemas.deployments import (
     WorkQueue,
     split_full_name,
 )
+from anabranch.schemas.text import storable_batch
 from anabranch.schemas.unset import UNSET
 from anabranch.settings import get_settings
 

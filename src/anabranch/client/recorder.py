@@ -49,6 +49,8 @@ from anabranch.settings import PerStore
 _EAGER_BATCH = 2000
 _EAGER_BATCH_BACK_TO_BACK = 300
 _MAX_PARAMETER_REPR = 200
+# How long the process's exit waits for the writer thread to come to a stop.
+_JOIN_SECONDS = 10.0
 # While records go to the spool, how often the writer tries to deliver it.
 _SPOOL_RETRY_SECONDS = 2.0
 
@@ -168,6 +170,10 @@ class Recorder:
             self._spool_pending()
         self._closed = True
         self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            # Let the writer finish what it is doing (a spool file, a delivery attempt): a
+            # daemon thread stopped mid-call by the interpreter's exit can abort the process.
+            self._thread.join(timeout=_JOIN_SECONDS)
         if self._given_up:
             print(f"anabranch: lost {_count(self._given_up, 'more record')} as well: "
                   f"{self._unusable}", file=sys.stderr)

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from anabranch._private import open_private, private_dir
 from anabranch._redact import mask_passwords
-from anabranch.database.text import storable_batch
 from anabranch.exceptions import AnabranchError, StoreUnavailable
 from anabranch.schemas import RecordBatch
+from anabranch.schemas.text import storable_batch
 
 _SUFFIX = ".batch.json"
 _CLAIMED = ".delivering-"

@@ -29,8 +29,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from anabranch import _clock
 from anabranch._private import private_dir, private_file
-from anabranch.database.text import storable_json
 from anabranch.exceptions import AnabranchError, StoreUnusable
+from anabranch.schemas.text import storable_json
 
 _WRITE_OPTION = "anabranch_write"
 _BUSY_TIMEOUT_MS = 30_000

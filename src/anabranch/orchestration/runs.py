@@ -28,7 +28,6 @@ from anabranch.database.models import (
     run_state,
     task_run,
 )
-from anabranch.database.text import storable_batch
 from anabranch.database.upserts import upsert_into
 from anabranch.exceptions import ObjectNotFound
 from anabranch.orchestration._batch_rules import (
@@ -51,6 +50,7 @@ from anabranch.schemas import (
     StateType,
     TaskRun,
 )
+from anabranch.schemas.text import storable_batch
 
 
 def apply_batch(conn: Connection, batch: RecordBatch) -> list[Refusal]:
