@@ -26,9 +26,9 @@ lint: $(STAMP)
 SERVER_SUITES := tests/engine tests/concurrency tests/seeds tests/docs
 
 test: lint
-	$(BIN)/python -m pytest -n 2 tests
-	$(BIN)/python -m pytest -n 2 --transport server-sqlite $(SERVER_SUITES)
-	$(BIN)/python -m pytest -n 2 --transport server-postgresql $(SERVER_SUITES)
+	$(BIN)/python -m pytest -n 3 tests
+	$(BIN)/python -m pytest -n 3 --transport server-sqlite $(SERVER_SUITES)
+	$(BIN)/python -m pytest -n 3 --transport server-postgresql $(SERVER_SUITES)
 
 # The benchmarks, then the 30-minute soak (server and workers killed under load); `make soak`
 # runs the soak alone, SOAK_ARGS="--minutes 3" a short one.

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from anabranch.client import get_client
 from anabranch.client.recorder import flush_all
 from anabranch.testing import temporary_home
+from cli_runner import Result, run_main
 from server_harness import POSTGRES_URL, postgres_reachable, start_server
 
 TRANSPORTS = ("embedded", "server-sqlite", "server-postgresql")
@@ -65,6 +66,16 @@ def home(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
             finally:
                 flush_all()
                 os.environ.pop("ANABRANCH_API_URL", None)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """`anabranch ARGS...` through the console script's own main() in this process."""
+
+    def run(*args: str) -> Result:
+        return run_main(args, capsys, monkeypatch)
+
+    return run
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from anabranch.client.http import HTTPClient
+from anabranch.testing import wait_until
 
 ANABRANCH = str(Path(sys.executable).with_name("anabranch"))
 POSTGRES_URL = os.environ.get(
@@ -99,20 +99,19 @@ def start_server(
 
 
 def wait_until_ready(server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    delay = 0.02
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if server.process.poll() is not None:
             pytest.fail(f"The server exited with {server.process.returncode}:\n{server.output()}")
         try:
-            if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
-                return
+            return httpx.get(f"{server.url}/health", timeout=2).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
-    server.stop()
-    pytest.fail(f"The server was not ready within {STARTUP_SECONDS} s:\n{server.output()}")
+            return False
+
+    try:
+        wait_until(ready, timeout=STARTUP_SECONDS, what="the server to answer /health")
+    except AssertionError:
+        server.stop()
+        pytest.fail(f"The server was not ready within {STARTUP_SECONDS} s:\n{server.output()}")
 
 
 def postgres_reachable() -> str | None:

@@ -21,7 +21,8 @@ def test_import_starts_no_thread_and_loads_no_heavy_library():
         import sys, threading
         import anabranch
         heavy = [m for m in ("sqlalchemy", "alembic", "fsspec", "typer", "rich",
-                             "pydantic_settings", "fastapi", "httpx") if m in sys.modules]
+                             "pydantic_settings", "fastapi", "httpx", "cloudpickle")
+                 if m in sys.modules]
         print(threading.active_count(), heavy)
         """
     )
@@ -41,3 +42,16 @@ def test_public_names_are_importable_from_the_documented_modules():
         """
     )
     assert out == "ok"
+
+
+def test_the_server_never_loads_the_unpickler():
+    # Import-linter holds the server's own imports to this; here the whole process is seen,
+    # the package's public API included, which the server process imports too.
+    out = run_python(
+        """
+        import sys
+        import anabranch.server.app
+        print("cloudpickle" in sys.modules)
+        """
+    )
+    assert out == "False"

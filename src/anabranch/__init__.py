@@ -4,6 +4,7 @@ Importing this package does no I/O, starts no thread and reads no setting.
 """
 
 from anabranch._engine.inputs import allow_failure, unmapped
+from anabranch.client import get_client
 from anabranch.context import get_run_context, tags
 from anabranch.deployments.deploy import save_deployments as deploy
 from anabranch.deployments.serve import serve
@@ -31,6 +32,8 @@ __all__ = [
     "AnabranchFuture",
     "get_run_context",
     "get_run_logger",
+    # the store
+    "get_client",
     # records
     "FlowRun",
     "State",

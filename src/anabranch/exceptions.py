@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 
 class AnabranchError(Exception):
-    """Base of every anabranch error."""
+    """Base of every anabranch error.
+
+    Errors of the store cross the wire by name: the server answers with the class name,
+    the message and ``wire_fields()``, and the HTTP client raises the same class again
+    with ``from_wire``; a class holding more than its message overrides both."""
+
+    # Raised by a write after the rest of its work was kept (committed), not instead of it.
+    keeps_the_rest: ClassVar[bool] = False
+
+    def wire_fields(self) -> dict[str, Any]:
+        """What the error holds besides its message, as JSON."""
+        return {}
+
+    @classmethod
+    def from_wire(cls, message: str, fields: dict[str, Any]) -> AnabranchError:
+        return cls(message)
 
 
 class ParameterTypeError(AnabranchError, TypeError):
@@ -108,9 +123,19 @@ class InvalidStateTransition(AnabranchError, ValueError):
     Cancelling run doing anything but becoming Cancelled). Raised by ``write_batch`` after
     the rest of the batch was stored; ``refused`` holds (run id, rule) for each such run."""
 
+    keeps_the_rest = True
+
     def __init__(self, message: str, refused: Sequence[tuple[uuid.UUID, str]] = ()) -> None:
         super().__init__(message)
         self.refused = list(refused)
+
+    def wire_fields(self) -> dict[str, Any]:
+        return {"refused": [{"run_id": str(run_id), "rule": rule} for run_id, rule in self.refused]}
+
+    @classmethod
+    def from_wire(cls, message: str, fields: dict[str, Any]) -> AnabranchError:
+        refused = [(uuid.UUID(item["run_id"]), str(item["rule"])) for item in fields["refused"]]
+        return cls(message, refused)
 
     @classmethod
     def of(cls, refused: Sequence[tuple[uuid.UUID, str]]) -> InvalidStateTransition:
@@ -134,6 +159,20 @@ class TerminationSignal(SystemExit):
     A SystemExit, so ``except Exception`` in user code does not swallow it and the process
     exits with status 143 as it would have without anabranch.
     """
+
+
+class RunAlreadyFinal(AnabranchError, ValueError):
+    """Cancelling a flow run that has ended, without asking for its descendants."""
+
+
+class InvalidWorkPool(AnabranchError, ValueError):
+    """A work pool or work queue was given a value it can not have: an unknown pool type, a
+    limit or priority out of range, a queue that can not be deleted (a pool's default)."""
+
+
+class InvalidRequest(AnabranchError, ValueError):
+    """The server refused the values of a request before it reached the store (its schema:
+    a wrong type, a number out of range); the message names each field and the problem."""
 
 
 class InvalidParameters(AnabranchError, ValueError):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import queue
-import time
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from anabranch import _clock
 from anabranch.schemas import FlowRun, State, TaskRun
 from anabranch.task_runners import WorkItem, current_worker_runner
 
@@ -70,12 +70,9 @@ class AnabranchFutureList(list):
         wait(self, timeout)
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[Any]:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = _clock.Deadline(timeout)
         return [
-            f.result(
-                timeout=None if deadline is None else max(0.0, deadline - time.monotonic()),
-                raise_on_failure=raise_on_failure,
-            )
+            f.result(timeout=deadline.remaining(), raise_on_failure=raise_on_failure)
             for f in self
         ]
 
@@ -90,10 +87,9 @@ def wait(
 ) -> DoneAndNotDoneFutures:
     """Wait for all ``futures`` (or until ``timeout``); returns which are done and which not."""
     futures = list(futures)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = _clock.Deadline(timeout)
     for future in futures:
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        future.wait(remaining)
+        future.wait(deadline.remaining())
     done = {f for f in futures if f.done()}
     return DoneAndNotDoneFutures(done, set(futures) - done)
 
@@ -110,7 +106,7 @@ def as_completed(
     finished: queue.SimpleQueue[AnabranchFuture[Any]] = queue.SimpleQueue()
     for future in pending:
         future.add_done_callback(finished.put)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = _clock.Deadline(timeout)
     for _ in range(len(pending)):
         while True:
             try:
@@ -120,11 +116,10 @@ def as_completed(
                 pass
             if _run_one_inline(pending):
                 continue
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            if deadline.expired():
                 raise TimeoutError(f"Not all {len(pending)} futures finished within {timeout} s.")
             try:
-                yield finished.get(timeout=remaining)
+                yield finished.get(timeout=deadline.remaining())
                 break
             except queue.Empty:
                 continue

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from anabranch.results import get_serializer
+from anabranch.results.serializers import get_serializer
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,9 +12,9 @@ import pytest
 
 from anabranch.client.embedded import EmbeddedClient
 from anabranch.schemas import FlowRun, LogRecord, RecordBatch, State, StateType, TaskRun
+from server_harness import ANABRANCH
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
-ANABRANCH = str(Path(sys.executable).with_name("anabranch"))
 
 
 def _at(seconds: float) -> datetime:

@@ -4,14 +4,13 @@ installed console script on this test's ANABRANCH_HOME, while this process holds
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -21,39 +20,20 @@ from anabranch.concurrency.sync import concurrency
 from anabranch.exceptions import UnknownConcurrencyLimit
 from anabranch.schemas import SlotRequest
 from anabranch.testing import wait_until
+from cli_runner import ok, one_line_error, run_script
 
-ANABRANCH = str(Path(sys.executable).with_name("anabranch"))
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
 def cli(home) -> Cli:
     """`anabranch concurrency-limit ...` on this test's home (inherited from os.environ)."""
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [ANABRANCH, "concurrency-limit", *args], capture_output=True, text=True, timeout=60
-        )
-
-    return run
+    return functools.partial(run_script, "concurrency-limit")
 
 
 def create_limit(name: str, limit: int, slot_decay_per_second: float = 0.0) -> None:
     """Set-up through the client; the command under test runs as the console script."""
     get_client().create_concurrency_limit(name, limit, slot_decay_per_second=slot_decay_per_second)
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 1
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    (line,) = result.stderr.strip().splitlines()
-    return line
 
 
 def row(output: str, first_cell: str) -> list[str]:

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_in_process import ok, run_main
 
+from cli_runner import ok
 from server_harness import (
     ANABRANCH,
     POSTGRES_URL,
@@ -19,13 +19,6 @@ from server_harness import (
 
 SECRET = "s3cret-Pa55"
 
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    def run(*args: str):
-        return run_main(args, capsys, monkeypatch)
-
-    return run
 
 
 def test_config_view_masks_the_database_password(cli, monkeypatch) -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_in_process import ANABRANCH, ok, one_line_error, run_main, run_script
 
 from anabranch.schemas import StateType
+from cli_runner import ANABRANCH, ok, one_line_error, run_script
 from flow_files import isolated_imports
 
 FLOWS = """
@@ -54,13 +54,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         monkeypatch.chdir(folder)
         yield folder
 
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    def run(*args: str):
-        return run_main(args, capsys, monkeypatch)
-
-    return run
 
 
 @pytest.fixture

@@ -6,17 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from cli_in_process import ok, one_line_error, run_main, run_script
 
 from anabranch.schemas.deployments import WorkerPoll
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    def run(*args: str):
-        return run_main(args, capsys, monkeypatch)
-
-    return run
+from cli_runner import ok, one_line_error, run_script
 
 
 def inspect_pool(cli, name: str) -> dict[str, Any]:

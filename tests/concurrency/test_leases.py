@@ -62,7 +62,7 @@ def test_a_holder_running_past_three_lease_times_keeps_its_slot(client, spawn):
 
 @pytest.mark.parametrize("action", ["reset", "delete"])
 def test_reset_or_delete_while_held_leaves_the_holder_running_to_a_clean_exit(
-    action: str, client, spawn
+    action: str, client, spawn, wait_until
 ):
     client.create_concurrency_limit("x", 1)
     holder = spawn("hold", "x", lease_seconds=0.6)  # renewed every 0.2 s
@@ -77,7 +77,13 @@ def test_reset_or_delete_while_held_leaves_the_holder_running_to_a_clean_exit(
     assert client.read_concurrency_limit("x").active_slots == 0
 
     with concurrency("x", timeout_seconds=10):
-        time.sleep(0.7)  # overlap a few of the old holder's renewals
+        # The old holder renews (every 0.2 s) and learns its lease is gone: that renewal
+        # takes nothing of ours, and it renews that lease no more.
+        wait_until(
+            lambda: "were lost" in "".join(holder.stderr),
+            what="the old holder to renew and find its lease gone",
+        )
+        assert client.read_concurrency_limit("x").active_slots == 1
         holder.send("release")
         holder.expect("RELEASED")
         assert holder.wait() == 0

@@ -45,7 +45,7 @@ def test_a_request_that_only_keeps_its_place_is_never_granted(client) -> None:
     assert asked.granted
 
 
-def test_tasks_waiting_on_a_small_limit_are_asked_about_a_bounded_number_of_times(
+def test_each_attempt_for_a_long_line_of_waiters_asks_about_the_few_that_can_move(
     client,
 ) -> None:
     client.create_concurrency_limit("narrow", LIMIT)
@@ -71,8 +71,13 @@ def test_tasks_waiting_on_a_small_limit_are_asked_about_a_bounded_number_of_time
     assert {run.state.type for run in runs} == {StateType.COMPLETED}
     stats = get_broker().statistics()
     assert stats["waiting"] == 0
-    # Each waiter is tried about once per slot that frees for it, not once per release of
-    # every other waiter: the old waiting room tried all of them on every attempt, about
-    # TASKS * TASKS / 2 requests here.
-    assert stats["requests_tried"] <= 4 * TASKS, stats
+    # Each attempt of the waiting room asks about the few waiters that can move (the head
+    # of the line), however long the line: the old waiting room asked about all of them on
+    # every attempt, about TASKS * TASKS / 2 requests here. An attempt asks about one
+    # waiter per group, plus one per release since the last attempt, plus twice as many as
+    # the last attempt granted when all of those moved: at most one per attempt and three
+    # per task in all. (How many attempts there are depends on timing: the room also polls
+    # for other processes' releases, and through a server releases arrive in batches.)
+    assert stats["requests_tried"] <= stats["attempts"] + 3 * TASKS, stats
+    assert stats["requests_tried"] < TASKS * TASKS / 10, stats
     assert client.read_concurrency_limit("narrow").active_slots == 0

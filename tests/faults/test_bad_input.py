@@ -40,7 +40,7 @@ from anabranch.exceptions import (
 from anabranch.results.storage import ResultStore
 from anabranch.schemas.deployments import Deployment
 from anabranch.workers.worker import ProcessWorker
-from cli.cli_in_process import ANABRANCH, Result, ok, one_line_error, run_main
+from cli_runner import ANABRANCH, ok, one_line_error
 from flow_files import isolated_imports
 from server_harness import Server, clean_env, start_server
 
@@ -51,13 +51,6 @@ LARGEST = 2_147_483_647
 # An error that can not heal is reported at once; before, it came after 10 s of retries.
 AT_ONCE_SECONDS = 5.0
 
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-    def run(*args: str) -> Result:
-        return run_main(args, capsys, monkeypatch)
-
-    return run
 
 
 def save_deployment(client: Any, parameter_schema: dict[str, Any] | None = None) -> str:

@@ -20,7 +20,8 @@ import pytest
 
 from anabranch import flow
 from anabranch.exceptions import SerializationError, UntrustedResultStorage
-from anabranch.results import ResultRef, ResultStore, load_result
+from anabranch.results import ResultRef
+from anabranch.results.storage import ResultStore, load_result
 from anabranch.schemas import FlowRun, RecordBatch, State, StateRecord, StateType
 
 

@@ -30,9 +30,9 @@ from anabranch import flow, task
 from anabranch.concurrency.sync import concurrency
 from anabranch.schemas import FlowRun, StateType, TaskRun
 from anabranch.task_runners import ThreadPoolTaskRunner
+from server_harness import ANABRANCH
 
 SNIPPETS = Path(__file__).parent / "snippets"
-ANABRANCH = str(Path(sys.executable).with_name("anabranch"))
 
 
 def run_snippet(name: str | Path, **given: Any) -> dict[str, Any]:

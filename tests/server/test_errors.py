@@ -58,7 +58,7 @@ def test_a_malformed_id_is_a_422_naming_the_path_parameter(server: Server) -> No
 
 
 def test_an_unknown_state_type_filter_is_a_422_listing_the_choices(server: Server) -> None:
-    answer = httpx.get(f"{server.url}/flow_runs", params={"state_type": "SLEEPY"})
+    answer = httpx.get(f"{server.url}/flow_runs", params={"state_types": "SLEEPY"})
 
     assert answer.status_code == 422
     assert "COMPLETED" in answer.text
@@ -87,12 +87,13 @@ def test_a_naive_waiter_time_is_a_400_naming_the_request(server: Server) -> None
     assert "requests[0].since" in answer.json()["detail"]
 
 
-def test_renewing_for_negative_time_is_a_422_naming_seconds(server: Server) -> None:
+def test_renewing_for_negative_time_is_a_400_naming_the_rule(server: Server) -> None:
     # Zero is allowed, as on the embedded store: it ends the leases now.
     answer = post(server, "concurrency/leases/renew", json={"lease_ids": [], "seconds": -1})
 
-    assert answer.status_code == 422
-    assert answer.json()["detail"][0]["loc"] == ["body", "seconds"]
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "ConcurrencySlotError"
+    assert "renewed for 0 seconds or more, not -1" in answer.json()["detail"]
 
 
 def test_the_client_raises_object_not_found_with_the_servers_message(

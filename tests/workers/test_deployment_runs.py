@@ -21,12 +21,12 @@ pytestmark = [pytest.mark.embedded_only, pytest.mark.timeout(240)]
 CHILDREN = """
 import os
 import sys
-import time
 from pathlib import Path
 
 from anabranch import flow
 from anabranch.client import get_client
 from anabranch.context import FlowRunContext
+from anabranch.testing import wait_until
 
 
 @flow(name="Child Flow")
@@ -44,9 +44,7 @@ def barrier_child(x: int, wave: int = 10) -> int:
     # The first `wave` children wait for each other, so they are surely all running at once.
     folder = Path(os.environ["BARRIER_DIR"])
     (folder / str(x)).touch()
-    deadline = time.monotonic() + 60
-    while len(list(folder.iterdir())) < wave and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(list(folder.iterdir())) >= wave, timeout=60, what=f"{wave} children")
     return x
 
 
@@ -55,9 +53,7 @@ def gated_child(name: str) -> str:
     # Runs until the test opens its gate (a file), so the test decides when it ends.
     gate = Path(os.environ["GATE_DIR"])
     (gate / f"{name}.started").touch()
-    deadline = time.monotonic() + 120
-    while not (gate / "open").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until((gate / "open").exists, timeout=120, what="the test to open the gate")
     return name
 
 

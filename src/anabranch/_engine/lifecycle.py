@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -260,7 +259,7 @@ def drive_sync(lifecycle: RunLifecycle, call: Callable[[], Any]) -> State:
             delay = lifecycle.fail(exc)
             if delay is None:
                 break
-            time.sleep(delay)
+            _clock.sleep(delay)
         except BaseException as exc:
             lifecycle.crash(exc)
             raise
@@ -284,7 +283,7 @@ async def drive_async(lifecycle: RunLifecycle, call: Callable[[], Awaitable[Any]
             delay = lifecycle.fail(exc)
             if delay is None:
                 break
-            await asyncio.sleep(delay)
+            await _clock.sleep_async(delay)
         except BaseException as exc:
             lifecycle.crash(exc)
             raise

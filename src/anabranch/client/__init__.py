@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from anabranch._per_store import current_store_key
 from anabranch.client.base import AnabranchClient
-from anabranch.settings import current_store_key, get_settings
+from anabranch.settings import get_settings
 
 if TYPE_CHECKING:
     from anabranch._settings import Settings
@@ -15,12 +16,17 @@ _clients: dict[str, AnabranchClient] = {}
 _clients_lock = threading.Lock()
 
 
-def get_client() -> AnabranchClient:
+def get_client(*, sync_client: bool = False) -> AnabranchClient:
     """The client for the store the current settings point at, shared per store per process:
     an HTTPClient for the server at ANABRANCH_API_URL when that is set, else an
     EmbeddedClient on ANABRANCH_DATABASE_URL (default: SQLite in ANABRANCH_HOME).
 
-    Works as ``with get_client() as client:``; leaving the block keeps the shared client open.
+    Its methods are plain calls (``get_client().read_flow_runs()``), and it works as
+    ``with get_client() as client:`` (leaving the block keeps the shared client open). As in
+    Prefect 3, ``async with get_client() as client:`` gives the async client for the same
+    store, whose methods are awaited and which is closed when the block ends;
+    ``sync_client=True`` says the plain client is wanted, which it always is outside
+    ``async with``.
     """
     key = current_store_key()
     client = _clients.get(key)

@@ -25,12 +25,13 @@ from __future__ import annotations
 import atexit
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from pydantic_core import to_jsonable_python
 
+from anabranch import _clock
+from anabranch._per_store import PerStore
 from anabranch._redact import mask_passwords
 from anabranch.client import get_client, new_client
 from anabranch.client.spool import Spool
@@ -42,7 +43,6 @@ from anabranch.exceptions import (
 )
 from anabranch.schemas import FlowRun, LogRecord, RecordBatch, State, StateRecord, TaskRun
 from anabranch.schemas._construct import construct
-from anabranch.settings import PerStore
 
 # Records waiting that wake the writer before its interval is up. Through a server: enough
 # for a batch to be worth a round trip, few enough that it works while the flow still runs.
@@ -151,13 +151,12 @@ class Recorder:
             # The store is away: keep what waits on disk now rather than wait for it.
             self._spool_pending()
         self._wake.set()
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = _clock.Deadline(timeout)
         with self._lock:
             while self._stored < target:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
+                if deadline.expired():
                     return False
-                self._written.wait(remaining)
+                self._written.wait(deadline.remaining())
         return True
 
     def close(self) -> None:
@@ -210,9 +209,9 @@ class Recorder:
         """Write ``taken``; spool it if the store is away; drop only records it refuses."""
         failure = self._write(_build_batch(taken))
         if failure is None:
-            if self.spool is not None and time.monotonic() - self._delivered_at > 60:
+            if self.spool is not None and _clock.monotonic() - self._delivered_at > 60:
                 # The store answers: anything an earlier process spooled for it goes now.
-                self._delivered_at = time.monotonic()
+                self._delivered_at = _clock.monotonic()
                 self._deliver_spool()
             return
         if isinstance(failure, StoreUnavailable) and self._keep(taken):
@@ -266,9 +265,9 @@ class Recorder:
         """Try the spool (at most every few seconds while the store is away); back to
         writing straight to the store once it is empty."""
         assert self.spool is not None
-        if self._spooling and time.monotonic() - self._delivered_at < _SPOOL_RETRY_SECONDS:
+        if self._spooling and _clock.monotonic() - self._delivered_at < _SPOOL_RETRY_SECONDS:
             return
-        self._delivered_at = time.monotonic()
+        self._delivered_at = _clock.monotonic()
         try:
             if self._spooling:
                 self._quick_client = self._quick_client or self._quick_client_factory()

@@ -14,9 +14,10 @@ import threading
 import uuid
 
 from anabranch import _clock
+from anabranch._per_store import current_store_key
 from anabranch.client import get_client, new_client
 from anabranch.client.spool import Spool
-from anabranch.settings import current_store_key, get_settings
+from anabranch.settings import get_settings
 
 _checked_at: dict[str, float] = {}
 _lock = threading.Lock()

@@ -19,12 +19,12 @@ import bisect
 import contextlib
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from anabranch import _clock
+from anabranch._per_store import PerStore
 from anabranch.client import get_client
 from anabranch.concurrency._leases import HeldLease, LeaseKeeper
 from anabranch.exceptions import (
@@ -34,7 +34,6 @@ from anabranch.exceptions import (
 )
 from anabranch.schemas import SlotGrant, SlotRequest
 from anabranch.schemas.concurrency import WAITER_TICKET_SECONDS
-from anabranch.settings import PerStore
 
 if TYPE_CHECKING:
     from anabranch._settings import Settings
@@ -159,7 +158,7 @@ class SlotBroker:
     def limit_names(self) -> frozenset[str]:
         """Names of the existing limits, refreshed at most once a second: tags are checked
         against it so a tagged run pays a round trip only when a tag names a limit."""
-        now = time.monotonic()
+        now = _clock.monotonic()
         if now - self._names_read_at > _NAMES_TTL:
             limits = self._client().read_concurrency_limits()
             self._limit_names = frozenset(limit.name for limit in limits)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from anabranch import _clock
+
 _fallback_logger = logging.getLogger("anabranch.concurrency")
 
 
@@ -66,7 +68,7 @@ class LeaseKeeper:
         lease_ids = self.held()
         if not lease_ids:
             return
-        delay, waited = 0.1, 0.0
+        backoff = _clock.Backoff(self.lease_seconds * 2 / 3, first=0.1, ceiling=2.0)
         while True:
             try:
                 client = self._client()
@@ -74,12 +76,11 @@ class LeaseKeeper:
                 client.reap_concurrency_leases()
                 break
             except Exception as exc:
-                if waited + delay >= self.lease_seconds * 2 / 3:
+                delay = backoff.next_delay()
+                if delay is None:
                     print(f"anabranch: could not renew concurrency leases: {exc}", file=sys.stderr)
                     return
                 self._stop.wait(delay)
-                waited += delay
-                delay = min(delay * 2, 2.0)
         for lease_id in lost:
             with self._lock:
                 lease = self._held.pop(lease_id, None)

@@ -17,7 +17,6 @@ import functools
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -193,8 +192,7 @@ def _switch_to_wal(dbapi_connection: sqlite3.Connection) -> None:
     # WAL is recorded in the file, so only a fresh file needs switching. The switch takes an
     # exclusive lock that SQLite does not wait for (the busy timeout does not apply), so
     # processes opening a new file together retry until one of them has switched it.
-    deadline = _clock.monotonic() + _BUSY_TIMEOUT_MS / 1000
-    delay = 0.005
+    backoff = _clock.Backoff(_BUSY_TIMEOUT_MS / 1000, first=0.005, ceiling=0.1)
     while True:
         try:
             if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -202,10 +200,8 @@ def _switch_to_wal(dbapi_connection: sqlite3.Connection) -> None:
             return
         except sqlite3.OperationalError as exc:
             # Only a lock can clear; a read-only or unopenable file fails now.
-            if "locked" not in str(exc) or _clock.monotonic() > deadline:
+            if "locked" not in str(exc) or not backoff.wait():
                 raise
-        time.sleep(delay)
-        delay = min(2 * delay, 0.1)
 
 
 def _begin_sqlite_transaction(conn: Connection) -> None:

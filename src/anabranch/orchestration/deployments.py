@@ -1,9 +1,9 @@
-"""Deployments, and the flow runs made from them.
+"""Deployments: saving one (its schedules checked), reading, pausing and deleting them.
 
-A run of a deployment is created Scheduled (at once, or at a given time) with parameters
-that were checked against the flow's signature, so a bad parameter is refused here, before
-anything is queued, with the parameter named. An idempotency key makes creation safe to
-repeat: the second call returns the first run.
+A deployment's schedules decide which runs the scheduler (``schedules``) makes ahead of time;
+when they change, or the deployment is paused, the runs it made for the old schedule that
+have not started go, so they do not run. Making a run of a deployment is
+``deployment_runs``' job.
 """
 
 from __future__ import annotations
@@ -12,61 +12,97 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import jsonschema
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from anabranch._ids import new_id
-from anabranch._names import generate_flow_run_name
 from anabranch._validation import check_name
-from anabranch.database.models import deployment, flow_run, run_state, work_pool
-from anabranch.database.upserts import upsert_into
-from anabranch.exceptions import InvalidDeployment, InvalidParameters, ObjectNotFound
-from anabranch.orchestration import runs
+from anabranch.database.models import deployment as deployment_table
+from anabranch.database.models import flow_run, run_state, work_pool
+from anabranch.exceptions import InvalidDeployment, ObjectNotFound
+from anabranch.orchestration.late_runs import SCHEDULED_KEY_PREFIX
 from anabranch.orchestration.queues import DEFAULT_QUEUE, insert_queue, queue_row
-from anabranch.orchestration.run_states import set_state
-from anabranch.schemas import FlowRun, StateType
-from anabranch.schemas.deployments import (
-    Deployment,
-    DeploymentRunRequest,
-    Schedule,
-    split_full_name,
-)
+from anabranch.orchestration.schedule_times import check_schedule
+from anabranch.orchestration.transitions import set_state
+from anabranch.schemas import StateType
+from anabranch.schemas.deployments import Deployment, Schedule, split_full_name
 
 
-def save_deployment(conn: Connection, new: Deployment, *, now: datetime) -> Deployment:
+def save_deployment(conn: Connection, deployment: Deployment, *, now: datetime) -> Deployment:
     """Create the deployment, or replace the one of the same flow and name (keeping its id,
-    so its runs stay linked). Its work pool must exist; a named queue is created in it."""
-    check_name(new.flow_name, "flow", error=InvalidDeployment)
-    check_name(new.name, "deployment", error=InvalidDeployment)
-    if new.work_pool_name is not None:
-        if not _pool_exists(conn, new.work_pool_name):
+    so its runs stay linked). Its schedules must be ones we can evaluate, and its work pool
+    must exist; a named queue is created in it. Replacing one whose schedules change, or
+    saving it paused, drops the old schedule's future runs (``forget_scheduled_runs``)."""
+    for schedule in deployment.schedules:
+        check_schedule(schedule)
+    check_name(deployment.flow_name, "flow", error=InvalidDeployment)
+    check_name(deployment.name, "deployment", error=InvalidDeployment)
+    if deployment.work_pool_name is not None:
+        if not _pool_exists(conn, deployment.work_pool_name):
             raise ObjectNotFound(
-                f"No work pool named {new.work_pool_name!r} for deployment {new.full_name!r}; "
-                f"create it with `anabranch work-pool create {new.work_pool_name}`."
+                f"No work pool named {deployment.work_pool_name!r} for deployment "
+                f"{deployment.full_name!r}; "
+                f"create it with `anabranch work-pool create {deployment.work_pool_name}`."
             )
-        queue = new.work_queue_name or DEFAULT_QUEUE
-        if queue_row(conn, new.work_pool_name, queue) is None:
-            insert_queue(conn, new.work_pool_name, queue, now=now)
-        new = new.model_copy(update={"work_queue_name": queue})
-    values = _deployment_values(new)
-    existing = _row_by_name(conn, new.flow_name, new.name)
+        queue = deployment.work_queue_name or DEFAULT_QUEUE
+        if queue_row(conn, deployment.work_pool_name, queue) is None:
+            insert_queue(conn, deployment.work_pool_name, queue, now=now)
+        deployment = deployment.model_copy(update={"work_queue_name": queue})
+    values = _deployment_values(deployment)
+    existing = _row_by_name(conn, deployment.flow_name, deployment.name)
     if existing is None:
-        conn.execute(sa.insert(deployment).values(id=new.id, created=now, updated=now, **values))
-        deployment_id = new.id
-    else:
-        deployment_id = existing["id"]
         conn.execute(
-            sa.update(deployment)
-            .where(deployment.c.id == deployment_id)
-            .values(updated=now, **values)
+            sa.insert(deployment_table).values(
+                id=deployment.id, created=now, updated=now, **values
+            )
         )
+        return read_deployment(conn, deployment.id)
+    conn.execute(
+        sa.update(deployment_table)
+        .where(deployment_table.c.id == existing["id"])
+        .values(updated=now, **values)
+    )
+    saved = read_deployment(conn, existing["id"])
+    if _deployment(existing).schedules != saved.schedules or saved.paused:
+        forget_scheduled_runs(conn, saved.id, now=now)
+    return saved
+
+
+def set_deployment_paused(
+    conn: Connection, deployment_id: uuid.UUID, paused: bool, *, now: datetime
+) -> Deployment:
+    """A paused deployment's schedules make no new runs, and the future runs they made go;
+    runs asked for still run. Resuming it lets the next scheduler tick make runs again."""
+    read_deployment(conn, deployment_id)
+    conn.execute(
+        sa.update(deployment_table)
+        .where(deployment_table.c.id == deployment_id)
+        .values(paused=paused, updated=now)
+    )
+    if paused:
+        forget_scheduled_runs(conn, deployment_id, now=now)
     return read_deployment(conn, deployment_id)
+
+
+def forget_scheduled_runs(conn: Connection, deployment_id: uuid.UUID, *, now: datetime) -> int:
+    """Delete the deployment's future runs the scheduler made that have not started; for
+    when its schedules change or it is paused, so the old schedule's runs do not run.
+    The next tick makes the runs of the new schedule. Returns how many went."""
+    doomed = sa.select(flow_run.c.id).where(
+        flow_run.c.deployment_id == deployment_id,
+        flow_run.c.state_type == StateType.SCHEDULED.value,
+        flow_run.c.expected_start_time > now,
+        flow_run.c.idempotency_key.startswith(SCHEDULED_KEY_PREFIX),
+    )
+    ids = list(conn.execute(doomed).scalars())
+    if ids:
+        conn.execute(sa.delete(run_state).where(run_state.c.run_id.in_(ids)))
+        conn.execute(sa.delete(flow_run).where(flow_run.c.id.in_(ids)))
+    return len(ids)
 
 
 def read_deployment(conn: Connection, deployment_id: uuid.UUID) -> Deployment:
     row = conn.execute(
-        sa.select(deployment).where(deployment.c.id == deployment_id)
+        sa.select(deployment_table).where(deployment_table.c.id == deployment_id)
     ).mappings().first()
     if row is None:
         raise ObjectNotFound(
@@ -75,14 +111,14 @@ def read_deployment(conn: Connection, deployment_id: uuid.UUID) -> Deployment:
     return _deployment(row)
 
 
-def read_deployment_by_name(conn: Connection, full_name: str) -> Deployment:
+def read_deployment_by_name(conn: Connection, name: str) -> Deployment:
     """The deployment ``"flow-name/deployment-name"``."""
-    flow_name, name = split_full_name(full_name)
-    row = _row_by_name(conn, flow_name, name)
+    flow_name, short_name = split_full_name(name)
+    row = _row_by_name(conn, flow_name, short_name)
     if row is None:
         raise ObjectNotFound(
-            f"No deployment {full_name!r}; `anabranch deployment ls` lists the deployments, "
-            f"`anabranch deploy ENTRYPOINT --name {name} --pool POOL` creates one."
+            f"No deployment {name!r}; `anabranch deployment ls` lists the deployments, "
+            f"`anabranch deploy ENTRYPOINT --name {short_name} --pool POOL` creates one."
         )
     return _deployment(row)
 
@@ -90,25 +126,13 @@ def read_deployment_by_name(conn: Connection, full_name: str) -> Deployment:
 def read_deployments(
     conn: Connection, *, flow_name: str | None = None, work_pool_name: str | None = None
 ) -> list[Deployment]:
-    query = sa.select(deployment).order_by(deployment.c.flow_name, deployment.c.name)
+    table = deployment_table
+    query = sa.select(table).order_by(table.c.flow_name, table.c.name)
     if flow_name is not None:
-        query = query.where(deployment.c.flow_name == flow_name)
+        query = query.where(deployment_table.c.flow_name == flow_name)
     if work_pool_name is not None:
-        query = query.where(deployment.c.work_pool_name == work_pool_name)
+        query = query.where(deployment_table.c.work_pool_name == work_pool_name)
     return [_deployment(row) for row in conn.execute(query).mappings()]
-
-
-def set_deployment_paused(
-    conn: Connection, deployment_id: uuid.UUID, paused: bool, *, now: datetime
-) -> Deployment:
-    """A paused deployment's schedules make no new runs; runs asked for still run."""
-    read_deployment(conn, deployment_id)
-    conn.execute(
-        sa.update(deployment)
-        .where(deployment.c.id == deployment_id)
-        .values(paused=paused, updated=now)
-    )
-    return read_deployment(conn, deployment_id)
 
 
 def delete_deployment(conn: Connection, deployment_id: uuid.UUID, *, now: datetime) -> None:
@@ -126,101 +150,7 @@ def delete_deployment(conn: Connection, deployment_id: uuid.UUID, *, now: dateti
             f"Its deployment {dep.full_name!r} was deleted.", now=now,
             only_from=[StateType.SCHEDULED],
         )
-    conn.execute(sa.delete(deployment).where(deployment.c.id == deployment_id))
-
-
-def create_deployment_run(
-    conn: Connection,
-    deployment_id: uuid.UUID,
-    request: DeploymentRunRequest,
-    *,
-    now: datetime,
-) -> FlowRun:
-    """A new Scheduled run of the deployment, or the existing one with the same
-    idempotency key."""
-    dep = read_deployment(conn, deployment_id)
-    if request.idempotency_key is not None:
-        existing = _run_by_key(conn, deployment_id, request.idempotency_key)
-        if existing is not None:
-            return runs.read_flow_run(conn, existing)
-    parameters = {**dep.parameters, **request.parameters}
-    check_parameters(dep, parameters)
-    queue = request.work_queue_name or dep.work_queue_name
-    pool = dep.work_pool_name
-    if pool is not None and queue is not None and queue_row(conn, pool, queue) is None:
-        raise ObjectNotFound(
-            f"No work queue {queue!r} in work pool {pool!r}; create it with "
-            f"`anabranch work-queue create {queue} --pool {pool}`."
-        )
-    scheduled = request.scheduled_time or now
-    run_id, state_id = new_id(), new_id()
-    message = None if scheduled <= now else f"Starts at {scheduled.isoformat(timespec='seconds')}"
-    values: dict[str, Any] = {
-        "id": run_id,
-        "name": request.flow_run_name or generate_flow_run_name(),
-        "parameters": parameters,
-        "tags": sorted(set(dep.tags if request.tags is None else request.tags)),
-        "run_count": 0,
-        "created": now,
-        "updated": now,
-        "state_id": state_id,
-        "state_type": StateType.SCHEDULED.value,
-        "state_name": "Scheduled",
-        "state_message": message,
-        "state_timestamp": now,
-        "flow_name": dep.flow_name,
-        "parent_flow_run_id": request.parent_flow_run_id,
-        "parent_task_run_id": request.parent_task_run_id,
-        "deployment_id": deployment_id,
-        "work_pool_name": dep.work_pool_name,
-        "work_queue_name": queue,
-        "expected_start_time": scheduled,
-        "idempotency_key": request.idempotency_key,
-        "job_variables": request.job_variables,
-    }
-    insert = upsert_into(conn.dialect.name, flow_run).values(values)
-    if request.idempotency_key is not None:
-        # Two callers with one key at the same moment: one row wins, both get it.
-        insert = insert.on_conflict_do_nothing(index_elements=["deployment_id", "idempotency_key"])
-    if not conn.execute(insert).rowcount:
-        existing = _run_by_key(conn, deployment_id, request.idempotency_key or "")
-        assert existing is not None  # Invariant: the conflicting row exists
-        return runs.read_flow_run(conn, existing)
-    conn.execute(
-        sa.insert(run_state).values(
-            id=state_id, run_id=run_id, type=StateType.SCHEDULED.value, name="Scheduled",
-            message=message, timestamp=now, result_ref=None,
-        )
-    )
-    return runs.read_flow_run(conn, run_id)
-
-
-def check_parameters(dep: Deployment, parameters: dict[str, Any]) -> None:
-    """Refuse parameters the flow's signature does not accept, naming each wrong one."""
-    schema = dep.parameter_schema
-    if not schema:
-        return
-    problems = []
-    validator = jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
-    for error in validator.iter_errors(parameters):
-        where = ".".join(str(part) for part in error.absolute_path)
-        if where:
-            problems.append(f"parameter {where!r}: {error.message}")
-        elif error.validator == "required":
-            problems.append(f"missing parameter: {error.message}")
-        elif error.validator == "additionalProperties":
-            accepted = ", ".join(sorted(schema.get("properties", {}))) or "none"
-            problems.append(f"{error.message} (the flow takes: {accepted})")
-        else:
-            problems.append(error.message)
-    if problems:
-        raise InvalidParameters(
-            f"Deployment {dep.full_name!r} refused the run's parameters: "
-            + "; ".join(problems)
-            + "."
-        )
+    conn.execute(sa.delete(deployment_table).where(deployment_table.c.id == deployment_id))
 
 
 def _deployment_values(dep: Deployment) -> dict[str, Any]:
@@ -270,19 +200,12 @@ def _deployment(row: Any) -> Deployment:
 
 def _row_by_name(conn: Connection, flow_name: str, name: str) -> Any:
     return conn.execute(
-        sa.select(deployment).where(deployment.c.flow_name == flow_name, deployment.c.name == name)
-    ).mappings().first()
-
-
-def _run_by_key(conn: Connection, deployment_id: uuid.UUID, key: str) -> uuid.UUID | None:
-    return conn.execute(
-        sa.select(flow_run.c.id).where(
-            flow_run.c.deployment_id == deployment_id, flow_run.c.idempotency_key == key
+        sa.select(deployment_table).where(
+            deployment_table.c.flow_name == flow_name, deployment_table.c.name == name
         )
-    ).scalar()
+    ).mappings().first()
 
 
 def _pool_exists(conn: Connection, name: str) -> bool:
     found = conn.execute(sa.select(work_pool.c.id).where(work_pool.c.name == name)).first()
     return found is not None
-

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from anabranch.database.models import deployment, flow_run
-from anabranch.orchestration.run_states import set_state
+from anabranch.orchestration.transitions import set_state
 from anabranch.schemas import StateType
 from anabranch.schemas.deployments import LateRunPolicy
 

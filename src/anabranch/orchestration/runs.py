@@ -29,7 +29,7 @@ from anabranch.database.models import (
     task_run,
 )
 from anabranch.database.upserts import upsert_into
-from anabranch.exceptions import ObjectNotFound
+from anabranch.exceptions import InvalidStateTransition, ObjectNotFound
 from anabranch.orchestration._batch_rules import (
     STATE_COLUMNS,
     Refusal,
@@ -73,6 +73,14 @@ def apply_batch(conn: Connection, batch: RecordBatch) -> list[Refusal]:
     if conn.dialect.name == "postgresql":
         return apply_batch_postgresql(conn, batch, now)
     return _apply_batch_sqlalchemy(conn, batch, now)
+
+
+def write_batch(conn: Connection, batch: RecordBatch) -> None:
+    """``apply_batch``, then InvalidStateTransition naming the refused runs, if any: an error
+    that keeps the rest of the batch (``keeps_the_rest``), stored all the same."""
+    refused = apply_batch(conn, batch)
+    if refused:
+        raise InvalidStateTransition.of(refused)
 
 
 def read_flow_run(conn: Connection, flow_run_id: uuid.UUID) -> FlowRun:

@@ -1,5 +1,5 @@
-"""Schedules: when a deployment's cron or interval schedule fires, the scheduler that makes
-those runs ahead of time, and backfills of a past range.
+"""Schedules: the scheduler that makes a deployment's runs ahead of time, at the times its
+cron or interval schedules fire (``schedule_times``), and backfills of a past range.
 
 Every run the scheduler makes carries the idempotency key ``scheduled:<UTC time>``, so any
 number of scheduler ticks, in any number of server replicas at once, make each run exactly
@@ -20,26 +20,41 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from croniter import CroniterBadDateError, CroniterError, croniter
 from sqlalchemy.engine import Connection
 
 from anabranch import _clock
-from anabranch.database.models import flow_run, run_state
-from anabranch.exceptions import ObjectNotFound
+from anabranch.database.models import flow_run
+from anabranch.exceptions import InvalidDeployment, ObjectNotFound
+from anabranch.orchestration.deployment_runs import create_deployment_run
 from anabranch.orchestration.deployments import (
-    create_deployment_run,
+    forget_scheduled_runs,
     read_deployment,
-    read_deployment_by_name,
     read_deployments,
 )
-from anabranch.orchestration.deployments import save_deployment as save_deployment_record
-from anabranch.orchestration.deployments import set_deployment_paused as set_paused_record
-from anabranch.orchestration.late_runs import SCHEDULED_KEY_PREFIX
-from anabranch.schemas import FlowRun, StateType
+from anabranch.orchestration.late_runs import SCHEDULED_KEY_PREFIX, mark_late
+from anabranch.orchestration.schedule_times import check_schedule, schedule_times
+from anabranch.schemas import FlowRun
 from anabranch.schemas.deployments import Deployment, DeploymentRunRequest, Schedule
+
+# The scheduler's names, wherever they are defined: checking a schedule and computing its
+# times (``schedule_times``), dropping a changed schedule's runs (``deployments``).
+__all__ = [
+    "AUTO_SCHEDULED_TAG",
+    "BACKFILL_KEY_PREFIX",
+    "BACKFILL_RUNS_PER_TRANSACTION",
+    "MAX_BACKFILL_RUNS",
+    "backfill",
+    "check_schedule",
+    "forget_scheduled_runs",
+    "make_backfill_runs",
+    "plan_backfill",
+    "schedule_runs",
+    "schedule_times",
+    "scheduled_key",
+    "tick",
+]
 
 logger = logging.getLogger("anabranch.scheduler")
 
@@ -50,60 +65,16 @@ MAX_BACKFILL_RUNS = 10_000
 BACKFILL_RUNS_PER_TRANSACTION = 500
 # Runs the scheduler makes carry this tag besides the deployment's, as in Prefect.
 AUTO_SCHEDULED_TAG = "auto-scheduled"
-# An interval schedule without an anchor_date, outside a deployment, counts from midnight
-# of 2020-01-01 in the schedule's timezone (the scheduler passes the deployment's creation).
-DEFAULT_ANCHOR = datetime(2020, 1, 1)
-# Intervals of a day or more keep their wall-clock time across DST changes; shorter ones
-# are counted in elapsed (UTC) time.
-_DAY = timedelta(days=1)
 _MICROSECOND = timedelta(microseconds=1)
-_MAX_STEP = timedelta(days=36525)
 _KEYS_PER_QUERY = 500
 
 
-def check_schedule(schedule: Schedule) -> None:
-    """Raise ValueError naming the bad value if the schedule's timezone or cron expression
-    is not one we can evaluate (cron: five fields or a macro such as ``@daily``)."""
-    zone = _zone(schedule.timezone)
-    if schedule.cron is not None:
-        _check_cron(schedule.cron, zone)
-    if schedule.interval is not None and not _MICROSECOND <= _step(schedule.interval) <= _MAX_STEP:
-        raise ValueError(
-            f"Schedule interval {schedule.interval!r} s is out of range; give seconds from "
-            "a microsecond to 100 years, such as 60."
-        )
-
-
-def schedule_times(
-    schedule: Schedule,
-    start: datetime,
-    end: datetime,
-    limit: int,
-    *,
-    anchor: datetime | None = None,
-) -> list[datetime]:
-    """The first ``limit`` times in [start, end) the schedule fires, in UTC, oldest first.
-
-    Cron is evaluated in the schedule's timezone (a ``0 9 * * *`` in Europe/Berlin stays
-    09:00 there across DST changes). An interval starts at ``schedule.anchor_date`` (no
-    times before it); without one, ``anchor`` (else DEFAULT_ANCHOR) only sets its phase, so
-    a backfill may reach back before it. A naive anchor is read in the schedule's timezone.
-    """
-    _clock.require_aware(start, "start")
-    _clock.require_aware(end, "end")
-    check_schedule(schedule)
-    if limit <= 0 or end <= start:
-        return []
-    zone = _zone(schedule.timezone)
-    if schedule.cron is not None:
-        return _cron_times(schedule.cron, zone, start, end, limit)
-    assert schedule.interval is not None  # Invariant: the model holds one kind or the other
-    first = schedule.anchor_date or anchor or DEFAULT_ANCHOR
-    if first.tzinfo is None:
-        first = first.replace(tzinfo=zone)
-    step = _step(schedule.interval)
-    starts = schedule.anchor_date is not None
-    return _interval_times(first, step, zone, start, end, limit, starts_at_anchor=starts)
+def tick(conn: Connection, *, now: datetime) -> int:
+    """One scheduler tick: make the upcoming runs, then mark overdue runs Late; returns
+    how many runs it made."""
+    made = schedule_runs(conn, now=now)
+    mark_late(conn, now=now)
+    return made
 
 
 def schedule_runs(
@@ -184,13 +155,13 @@ def plan_backfill(
     _clock.require_aware(end, "end")
     dep = read_deployment(conn, deployment_id)
     if end < start:
-        raise ValueError(
+        raise InvalidDeployment(
             f"Backfill of {dep.full_name!r}: end {end.isoformat()} is before start "
             f"{start.isoformat()}."
         )
     active = [s for s in dep.schedules if s.active]
     if not active:
-        raise ValueError(
+        raise InvalidDeployment(
             f"Deployment {dep.full_name!r} has no active schedule to backfill; deploy it "
             "again with --cron or --interval."
         )
@@ -198,7 +169,7 @@ def plan_backfill(
         active, start, end + _MICROSECOND, MAX_BACKFILL_RUNS + 1, anchor=_anchor(dep)
     )
     if len(times) > MAX_BACKFILL_RUNS:
-        raise ValueError(
+        raise InvalidDeployment(
             f"Backfill of {dep.full_name!r} from {start.isoformat()} to {end.isoformat()} "
             f"would make more than {MAX_BACKFILL_RUNS:,} runs; backfill a shorter range."
         )
@@ -220,23 +191,6 @@ def make_backfill_runs(
         )
         made.append(create_deployment_run(conn, deployment_id, request, now=now))
     return made
-
-
-def forget_scheduled_runs(conn: Connection, deployment_id: uuid.UUID, *, now: datetime) -> int:
-    """Delete the deployment's future runs the scheduler made that have not started; for
-    when its schedules change or it is paused, so the old schedule's runs do not run.
-    The next tick makes the runs of the new schedule. Returns how many went."""
-    doomed = sa.select(flow_run.c.id).where(
-        flow_run.c.deployment_id == deployment_id,
-        flow_run.c.state_type == StateType.SCHEDULED.value,
-        flow_run.c.expected_start_time > now,
-        flow_run.c.idempotency_key.startswith(SCHEDULED_KEY_PREFIX),
-    )
-    ids = list(conn.execute(doomed).scalars())
-    if ids:
-        conn.execute(sa.delete(run_state).where(run_state.c.run_id.in_(ids)))
-        conn.execute(sa.delete(flow_run).where(flow_run.c.id.in_(ids)))
-    return len(ids)
 
 
 def scheduled_key(time: datetime) -> str:
@@ -291,127 +245,3 @@ def _taken_times(
         ).scalars()
         taken.update(key.partition(":")[2] for key in found)
     return taken
-
-
-def _cron_times(
-    expression: str, zone: ZoneInfo, start: datetime, end: datetime, limit: int
-) -> list[datetime]:
-    # croniter steps strictly after its start; begin a second early so `start` may match.
-    cursor = croniter(expression, (start - timedelta(seconds=1)).astimezone(zone))
-    times: list[datetime] = []
-    while len(times) < limit:
-        try:
-            time = cursor.get_next(datetime).astimezone(timezone.utc)
-        except (CroniterBadDateError, OverflowError, ValueError):  # none, or past 9999
-            break
-        if time >= end:
-            break
-        if time >= start and (not times or time > times[-1]):
-            times.append(time)
-    return times
-
-
-def _interval_times(
-    anchor: datetime,
-    step: timedelta,
-    zone: ZoneInfo,
-    start: datetime,
-    end: datetime,
-    limit: int,
-    *,
-    starts_at_anchor: bool,
-) -> list[datetime]:
-    step_us = step // _MICROSECOND
-    # The first k with anchor + k * step >= start, in integer microseconds (no float drift).
-    k = -(-((start - anchor) // _MICROSECOND) // step_us)
-    if starts_at_anchor:
-        k = max(0, k)
-    if step >= _DAY:
-        # Wall-clock arithmetic in the zone: a daily 09:00 stays 09:00 across DST.
-        local = anchor.astimezone(zone).replace(tzinfo=None)
-
-        def at(i: int) -> datetime:
-            return (local + i * step).replace(tzinfo=zone).astimezone(timezone.utc)
-
-        # A DST change moves wall-clock times by hours, a step is a day or more: one step
-        # back at most.
-        if (k > 0 or not starts_at_anchor) and at(k - 1) >= start:
-            k -= 1
-    else:
-        utc_anchor = anchor.astimezone(timezone.utc)
-
-        def at(i: int) -> datetime:
-            return utc_anchor + i * step
-
-    times: list[datetime] = []
-    while len(times) < limit:
-        try:
-            time = at(k)
-        except OverflowError:  # past the year 9999: no more times
-            break
-        k += 1
-        if time >= end:
-            break
-        if time >= start:
-            times.append(time)
-    return times
-
-
-def _step(seconds: float) -> timedelta:
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        return timedelta.max
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise ValueError(
-            f"Unknown timezone {name!r} in a schedule; use an IANA name such as "
-            "'UTC' or 'Europe/Berlin'."
-        ) from exc
-
-
-def _check_cron(expression: str, zone: ZoneInfo) -> None:
-    fields = expression.split()
-    if len(fields) != 5 and not (len(fields) == 1 and expression.strip().startswith("@")):
-        raise ValueError(
-            f"Cron expression {expression!r} has {len(fields)} fields; use five "
-            "(minute hour day-of-month month day-of-week), such as '0 9 * * *'."
-        )
-    try:
-        croniter(expression, datetime(2020, 1, 1, tzinfo=zone)).get_next(datetime)
-    except CroniterBadDateError as exc:
-        raise ValueError(f"Cron expression {expression!r} never fires.") from exc
-    except (CroniterError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(
-            f"Invalid cron expression {expression!r} ({exc}); use five fields "
-            "(minute hour day-of-month month day-of-week), such as '0 9 * * *'."
-        ) from exc
-
-
-def save_deployment(conn: Connection, deployment: Deployment, *, now: datetime) -> Deployment:
-    """Save a deployment (see deployments.save_deployment) after checking its schedules;
-    when its schedules change or it is paused, the old schedule's future runs go."""
-    for schedule in deployment.schedules:
-        check_schedule(schedule)
-    try:
-        before: Deployment | None = read_deployment_by_name(conn, deployment.full_name)
-    except ObjectNotFound:
-        before = None
-    saved = save_deployment_record(conn, deployment, now=now)
-    if before is not None and (before.schedules != saved.schedules or saved.paused):
-        forget_scheduled_runs(conn, saved.id, now=now)
-    return saved
-
-
-def set_deployment_paused(
-    conn: Connection, deployment_id: uuid.UUID, paused: bool, *, now: datetime
-) -> Deployment:
-    """Pause (its schedule's future runs go) or resume a deployment's schedules."""
-    saved = set_paused_record(conn, deployment_id, paused, now=now)
-    if paused:
-        forget_scheduled_runs(conn, deployment_id, now=now)
-    return saved

@@ -1,22 +1,20 @@
 """Zombie runs: Running flow runs whose process stopped heartbeating (killed, OOM, lost
-machine). They, and their unfinished task runs, are marked Crashed and their concurrency
-slots freed, so nothing waits forever on a run that will never finish."""
+machine). They, and their unfinished task runs, are marked Crashed (Cancelled, for a run that
+was being cancelled) and their concurrency slots freed, so nothing waits forever on a run
+that will never finish."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from anabranch.database.models import (
-    concurrency_lease,
-    concurrency_lease_slot,
-    flow_run,
-    task_run,
-)
-from anabranch.orchestration.run_states import set_state
+from anabranch.database.models import flow_run, task_run
+from anabranch.orchestration.concurrency.leases import end_leases_of_runs
+from anabranch.orchestration.transitions import lost_process_end, set_state
 from anabranch.schemas import StateType
 
 # A flow run is a zombie after this many heartbeat intervals without one.
@@ -24,7 +22,7 @@ ZOMBIE_AFTER_HEARTBEATS = 3
 
 _UNFINISHED = (StateType.RUNNING.value, StateType.PENDING.value, StateType.SCHEDULED.value)
 # Flow runs that heartbeat: running ones, and ones a worker took (Pending, Cancelling).
-_HEARTBEATING = (StateType.RUNNING.value, StateType.PENDING.value, StateType.CANCELLING.value)
+_HEARTBEATING = (StateType.RUNNING, StateType.PENDING, StateType.CANCELLING)
 
 
 def silence_limit(heartbeat_seconds: float) -> float:
@@ -33,27 +31,29 @@ def silence_limit(heartbeat_seconds: float) -> float:
 
 
 def crash_zombies(conn: Connection, *, now: datetime, silent_for: float) -> list[uuid.UUID]:
-    """Crash every Running (or worker-held Pending or Cancelling) flow run with no heartbeat
-    for ``silent_for`` seconds; returns their ids. Safe to run in several server replicas
-    at once (each row changes once)."""
+    """Crash every Running (or worker-held Pending) flow run with no heartbeat for
+    ``silent_for`` seconds, and cancel every Cancelling one (its process is stopped, as
+    asked; see ``transitions.lost_process_end``); returns their ids. Safe to run in several
+    server replicas at once (each row changes once)."""
     cutoff = now - timedelta(seconds=silent_for)
     _requeue_never_started(conn, now=now, cutoff=cutoff)
     zombies = list(
         conn.execute(
-            sa.select(flow_run.c.id, flow_run.c.heartbeat).where(
-                flow_run.c.state_type.in_(_HEARTBEATING),
+            sa.select(flow_run.c.id, flow_run.c.heartbeat, flow_run.c.state_type).where(
+                flow_run.c.state_type.in_([t.value for t in _HEARTBEATING]),
                 flow_run.c.heartbeat.is_not(None),
                 flow_run.c.heartbeat < cutoff,
             )
         )
     )
     crashed: list[uuid.UUID] = []
-    for zombie_id, heartbeat in zombies:
+    for zombie_id, heartbeat, state_type in zombies:
         message = (
             f"No heartbeat since {heartbeat.isoformat(timespec='seconds')}: the process "
             "running this flow run stopped (killed, out of memory, or its machine was lost)."
         )
-        if _crash(conn, flow_run, zombie_id, message, now, only_heartbeating=True):
+        end = lost_process_end(StateType(state_type))
+        if _end(conn, flow_run, zombie_id, end, message, now, only_from=_HEARTBEATING):
             crashed.append(zombie_id)
             tasks = conn.execute(
                 sa.select(task_run.c.id).where(
@@ -61,9 +61,10 @@ def crash_zombies(conn: Connection, *, now: datetime, silent_for: float) -> list
                 )
             ).scalars()
             task_ids = list(tasks)
+            how = "crashed" if end is StateType.CRASHED else "was cancelled"
             for task_id in task_ids:
-                _crash(conn, task_run, task_id, "Its flow run crashed: " + message, now)
-            free_slots(conn, [zombie_id, *task_ids])
+                _end(conn, task_run, task_id, end, f"Its flow run {how}: {message}", now)
+            end_leases_of_runs(conn, [zombie_id, *task_ids])
     return crashed
 
 
@@ -89,28 +90,15 @@ def _requeue_never_started(conn: Connection, *, now: datetime, cutoff: datetime)
         )
 
 
-def _crash(
+def _end(
     conn: Connection,
     table: sa.Table,
     run_id: uuid.UUID,
+    type: StateType,
     message: str,
     now: datetime,
-    only_heartbeating: bool = False,
+    only_from: Collection[StateType] | None = None,
 ) -> bool:
-    only_from = [StateType(t) for t in _HEARTBEATING] if only_heartbeating else None
     return set_state(
-        conn, table, run_id, StateType.CRASHED, "Crashed", message, now=now, only_from=only_from
+        conn, table, run_id, type, type.value.title(), message, now=now, only_from=only_from
     )
-
-
-def free_slots(conn: Connection, run_ids: list[uuid.UUID]) -> None:
-    leases = list(
-        conn.execute(
-            sa.select(concurrency_lease.c.id).where(concurrency_lease.c.run_id.in_(run_ids))
-        ).scalars()
-    )
-    if leases:
-        conn.execute(
-            sa.delete(concurrency_lease_slot).where(concurrency_lease_slot.c.lease_id.in_(leases))
-        )
-        conn.execute(sa.delete(concurrency_lease).where(concurrency_lease.c.id.in_(leases)))

@@ -1,7 +1,7 @@
-"""Result persistence: serializers and fsspec storage. The database only keeps a ResultRef."""
+"""Result persistence: serializers (``results.serializers``, the only module importing
+cloudpickle) and fsspec storage (``results.storage``). The database only keeps a ResultRef;
+importing this package imports neither, so schemas and the server stay free of them."""
 
 from anabranch.results.references import ResultRef
-from anabranch.results.serializers import get_serializer
-from anabranch.results.storage import ResultStore, load_result
 
-__all__ = ["ResultRef", "ResultStore", "get_serializer", "load_result"]
+__all__ = ["ResultRef"]

@@ -1,11 +1,12 @@
-"""Serializers by name. This is the only module that imports cloudpickle."""
+"""Serializers by name. This is the only module that imports cloudpickle, and only when a
+value is first (de)serialized with it: processes that never do (the server) never load it."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from typing import Any, Protocol
 
-import cloudpickle
 from pydantic_core import to_jsonable_python
 
 from anabranch.exceptions import SerializationError
@@ -25,10 +26,10 @@ class CloudpickleSerializer:
     name = "cloudpickle"
 
     def dumps(self, value: Any) -> bytes:
-        return cloudpickle.dumps(value)
+        return _cloudpickle().dumps(value)
 
     def loads(self, blob: bytes) -> Any:
-        return cloudpickle.loads(blob)
+        return _cloudpickle().loads(blob)
 
 
 class JSONSerializer:
@@ -48,6 +49,10 @@ _SERIALIZERS: dict[str, Serializer] = {
     "pickle": CloudpickleSerializer(),
     "json": JSONSerializer(),
 }
+
+
+def _cloudpickle() -> Any:
+    return importlib.import_module("cloudpickle")
 
 
 def get_serializer(name: str | Serializer) -> Serializer:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic import FiniteFloat as FiniteFloat  # the wire's floats: NaN and infinity refused
 
 from anabranch import _clock
 from anabranch._ids import new_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import importlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from anabranch import _clock
 from anabranch._ids import new_id
 from anabranch.exceptions import CancelledRun, CrashedRun, FailedRun, MissingResult
-from anabranch.results import ResultRef, load_result
+from anabranch.results.references import ResultRef
 
 
 class StateType(str, enum.Enum):
@@ -90,7 +91,11 @@ class State(BaseModel):
                 raise error
             return error
         if self.result_ref is not None and self.data is None:
-            return load_result(self.result_ref)
+            # Imported by the processes that read results only: a state is data, and the
+            # server (which never unpickles) must not import the serializers with it.
+            return importlib.import_module("anabranch.results.storage").load_result(
+                self.result_ref
+            )
         if self.type is not StateType.COMPLETED:
             raise MissingResult(f"State {self} is not final and has no result yet.")
         if "data" not in self.model_fields_set:

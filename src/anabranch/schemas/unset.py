@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Literal
 
 
 class _Unset(enum.Enum):
@@ -13,3 +14,5 @@ class _Unset(enum.Enum):
 
 
 UNSET = _Unset.UNSET
+# The type of UNSET, for a parameter that may be left out where None means something.
+Unset = Literal[_Unset.UNSET]

@@ -7,30 +7,20 @@ number of server processes may serve one PostgreSQL database side by side.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version as distribution_version
 from typing import Any
 
 import anyio
-import pydantic
 from fastapi import Depends, FastAPI
 
 from anabranch.client.embedded import EmbeddedClient
 from anabranch.database import get_engine
-from anabranch.schemas import RecordBatch
-from anabranch.server import services
+from anabranch.server import health, services
 from anabranch.server.errors import install_error_handlers
 from anabranch.server.limits import RequestLimits
-from anabranch.server.routes import (
-    concurrency,
-    deployments,
-    health,
-    runs,
-    schedules,
-    work_pools,
-)
+from anabranch.server.operations import openapi_bodies, operations_router
 from anabranch.server.security import require_api_key
 from anabranch.server.waiting import ChangeFeed
 from anabranch.settings import get_settings
@@ -75,7 +65,7 @@ def create_app(database_url: str | None = None, api_key: str | None = None) -> F
         redoc_url=None,
         lifespan=lifespan,
     )
-    _quiet_openapi(app)
+    _with_bodies(app)
     app.state.database_url = url
     app.state.api_key = key or None
     app.state.client = None
@@ -90,11 +80,7 @@ def create_app(database_url: str | None = None, api_key: str | None = None) -> F
     # Health stays open: load balancers and `anabranch server start` probes carry no key.
     app.include_router(health.router, prefix=API_PREFIX)
     guarded = [Depends(require_api_key)]
-    app.include_router(runs.router, prefix=API_PREFIX, dependencies=guarded)
-    app.include_router(concurrency.router, prefix=API_PREFIX, dependencies=guarded)
-    app.include_router(deployments.router, prefix=API_PREFIX, dependencies=guarded)
-    app.include_router(work_pools.router, prefix=API_PREFIX, dependencies=guarded)
-    app.include_router(schedules.router, prefix=API_PREFIX, dependencies=guarded)
+    app.include_router(operations_router(), prefix=API_PREFIX, dependencies=guarded)
     return app
 
 
@@ -104,25 +90,13 @@ def _open_paths(app: FastAPI) -> frozenset[str]:
     return frozenset([f"{API_PREFIX}/health", *(path for path in documents if path)])
 
 
-def _declare(schema: dict[str, Any], model: type[pydantic.BaseModel]) -> None:
-    """Put ``model`` in the document's components, for a body a route validates itself."""
-    definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for name, nested in definition.pop("$defs", {}).items():
-        components.setdefault(name, nested)
-    components.setdefault(model.__name__, definition)
-
-
-def _quiet_openapi(app: FastAPI) -> None:
-    """Build the OpenAPI document without pydantic's warning about the alias FastAPI puts on
-    a body parameter (``batch``): harmless, and not the user's to fix."""
+def _with_bodies(app: FastAPI) -> None:
+    """Build the OpenAPI document with the request bodies the routes validate themselves."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The 'alias' attribute with value")
-            schema = build()
-        _declare(schema, RecordBatch)
+        schema = build()
+        openapi_bodies(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

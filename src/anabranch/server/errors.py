@@ -1,19 +1,21 @@
 """How errors become HTTP answers: the input's fault is a 4xx naming the problem.
 
 A missing object is 404, a rule the request breaks (a negative limit, a naive datetime, a
-number the database can not hold) is 400, a batch holding a state change the state rules
-forbid is 409 (the rest of the batch is stored), and a database that can not be reached is
-503, which clients retry. Anything else is a bug in anabranch, answered 500 and logged.
+number the database can not hold) is 400, a state the rules forbid (a final run moving on,
+cancelling a run that ended) is 409, and a database that can not be reached is 503, which
+clients retry. Anything else is a bug in anabranch, answered 500 and logged.
 
-A 400 for one of anabranch's own errors says which in ``"error"`` (``"InvalidName"``), so
-the HTTP client raises the class the embedded store raises. A request the route's schema
-refuses is FastAPI's 422, ``{"detail": [{"loc": [...], "msg": ..., "input": ...}]}``.
+Every error of anabranch's own crosses by name: ``{"detail": message, "error": "ClassName",
+...its wire_fields()}``, and the HTTP client raises that class again with that message. A
+request the route's schema refuses is FastAPI's 422, ``{"detail": [{"loc": [...], "msg":
+...}]}``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pydantic
@@ -23,14 +25,46 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from anabranch.exceptions import AnabranchError, InvalidStateTransition, ObjectNotFound
+from anabranch.exceptions import (
+    AnabranchError,
+    InvalidStateTransition,
+    ObjectNotFound,
+    RunAlreadyFinal,
+    StoreUnavailable,
+    StoreUnusable,
+)
 
 logger = logging.getLogger("anabranch.server")
 
+# The status of each kind of anabranch error, by its nearest class here; the rest are 400.
+_STATUS: dict[type[AnabranchError], int] = {
+    ObjectNotFound: status.HTTP_404_NOT_FOUND,
+    InvalidStateTransition: status.HTTP_409_CONFLICT,
+    RunAlreadyFinal: status.HTTP_409_CONFLICT,
+    StoreUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+    StoreUnusable: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+
+def status_of(error: type[AnabranchError]) -> int:
+    for cls in error.__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return status.HTTP_400_BAD_REQUEST
+
+
+def error_responses(errors: Sequence[type[AnabranchError]]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of an operation that raises ``errors``."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        entry = responses.setdefault(status_of(error), {"description": ""})
+        said = f"{error.__name__}: {(error.__doc__ or '').split('.')[0].strip()}."
+        entry["description"] = f"{entry['description']} {said}".strip()
+    return responses
+
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ObjectNotFound, _not_found)
-    app.add_exception_handler(InvalidStateTransition, _refused_transition)
+    app.add_exception_handler(AnabranchError, _anabranch_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(ValueError, _bad_request)
     app.add_exception_handler(OverflowError, _out_of_range)
@@ -42,26 +76,18 @@ def _answer(code: int, message: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=code)
 
 
-async def _not_found(request: Request, exc: Exception) -> JSONResponse:
-    return _answer(status.HTTP_404_NOT_FOUND, str(exc))
-
-
-async def _refused_transition(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, InvalidStateTransition)
-    # "refused" lets the HTTP client raise the same error, with the same run ids.
-    refused = [{"run_id": str(run_id), "rule": rule} for run_id, rule in exc.refused]
-    return JSONResponse(
-        {"detail": str(exc), "refused": refused}, status_code=status.HTTP_409_CONFLICT
-    )
+async def _anabranch_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AnabranchError)
+    body = {"detail": str(exc), "error": type(exc).__name__, **exc.wire_fields()}
+    return JSONResponse(body, status_code=status_of(type(exc)))
 
 
 async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, AnabranchError):
-        return JSONResponse(
-            {"detail": str(exc), "error": type(exc).__name__},
-            status_code=status.HTTP_400_BAD_REQUEST,
-        )
-    return _answer(status.HTTP_400_BAD_REQUEST, str(exc))
+    # A builtin ValueError from the store (a naive datetime, say) crosses by name too.
+    return JSONResponse(
+        {"detail": str(exc), "error": type(exc).__name__ if type(exc) is ValueError else None},
+        status_code=status.HTTP_400_BAD_REQUEST,
+    )
 
 
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:

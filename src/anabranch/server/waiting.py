@@ -13,10 +13,10 @@ from fastapi.concurrency import run_in_threadpool
 
 from anabranch.client._changes import changes
 from anabranch.client.embedded import EmbeddedClient
+from anabranch.operations.deployments import MAX_WAIT_SECONDS
+from anabranch.schemas import FlowRun
 from anabranch.schemas.deployments import WorkerPoll, WorkerPollAnswer
 
-# A long poll answers within this many seconds at most.
-MAX_WAIT_SECONDS = 30.0
 # How often a long poll looks at the database when no change in this server woke it.
 FALLBACK_LOOK_SECONDS = 0.5
 
@@ -76,3 +76,17 @@ async def long_poll_work(
         if await run_in_threadpool(store.has_work, work_pool_name, poll):
             answer = await run_in_threadpool(store.take_runs, work_pool_name, poll)
     return answer
+
+
+async def wait_for_flow_run(
+    store: EmbeddedClient, feed: ChangeFeed, flow_run_id: uuid.UUID, timeout: float
+) -> FlowRun:
+    """The run once it is final, or as it is after ``timeout`` seconds: woken by the end of
+    the run in this server, looking at the database now and then for other replicas'."""
+    deadline = anyio.current_time() + min(timeout, MAX_WAIT_SECONDS)
+    while True:
+        run = await run_in_threadpool(store.read_flow_run, flow_run_id)
+        remaining = deadline - anyio.current_time()
+        if (run.state is not None and run.state.is_final()) or remaining <= 0:
+            return run
+        await feed.ended(flow_run_id, min(remaining, FALLBACK_LOOK_SECONDS))

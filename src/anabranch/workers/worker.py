@@ -10,6 +10,7 @@ a watcher thread that reports its exit, so a crash is recorded with its exit cod
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import socket
@@ -85,7 +86,8 @@ class ProcessWorker:
         self._child_exited = threading.Event()
         self._stopping = threading.Event()
         self._interrupts = 0
-        self._failures = 0
+        # While polls fail (a server restarting): how long to wait before the next one.
+        self._backoff: _clock.Backoff | None = None
         self._returned: list[uuid.UUID] = []
 
     def run(self) -> None:
@@ -132,12 +134,15 @@ class ProcessWorker:
             return
         except Exception as exc:
             # A server that is restarting: keep the children, try again after a back-off.
-            self._failures += 1
-            delay = min(BUSY_POLL_SECONDS * 2 ** (self._failures - 1), MAX_BACKOFF_SECONDS)
+            self._backoff = self._backoff or _clock.Backoff(
+                math.inf, first=BUSY_POLL_SECONDS, ceiling=MAX_BACKOFF_SECONDS
+            )
+            delay = self._backoff.next_delay()
+            assert delay is not None  # Invariant: a back-off without a budget never runs out
             logger.warning("Worker %r could not poll (retry in %g s): %s", self.name, delay, exc)
             self._stopping.wait(delay)
             return
-        self._failures = 0
+        self._backoff = None
         for dispatched in answer.runs:
             if self._stopping.is_set():
                 # Handed over while we were stopping: it goes back, unstarted.

@@ -7,13 +7,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from anabranch.cli import main
-
-ANABRANCH = str(Path(sys.executable).with_name("anabranch"))
+from server_harness import ANABRANCH
 
 
 @dataclass
