@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-compare soak clean
+.PHONY: demo test lint ui-assets bench bench-compare soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The web UI's front-end libraries, installed by npm from ui/package-lock.json and copied into
+# the package (git-ignored); rebuilt only when the lockfile or ui/build.py changes.
+VENDOR := src/anabranch/server/ui/static/vendor
+
+ui-assets: $(VENDOR)/.built
+
+$(VENDOR)/.built: ui/package.json ui/package-lock.json ui/build.py
+	$(PYTHON) ui/build.py
+
+demo: $(STAMP) ui-assets
 	$(BIN)/python examples/fan_out.py
 
 lint: $(STAMP)
@@ -25,7 +34,7 @@ lint: $(STAMP)
 # again through a real server process on SQLite and on PostgreSQL.
 SERVER_SUITES := tests/engine tests/concurrency tests/seeds tests/docs
 
-test: lint
+test: lint ui-assets
 	$(BIN)/python -m pytest -n 3 tests
 	$(BIN)/python -m pytest -n 3 --transport server-sqlite $(SERVER_SUITES)
 	$(BIN)/python -m pytest -n 3 --transport server-postgresql $(SERVER_SUITES)
@@ -43,4 +52,5 @@ soak: $(STAMP)
 	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache \
+		ui/node_modules $(VENDOR) tests/ui/screenshots

@@ -31,6 +31,7 @@ def start(
 
     from anabranch.database import upgrade
     from anabranch.server import create_app
+    from anabranch.server.ui import MISSING_ASSETS, assets_built
 
     settings = get_settings()
     url = settings.resolved_database_url
@@ -44,8 +45,13 @@ def start(
         problem = mask_passwords(str(exc))
         render.error(f"The database {shown} could not be opened or migrated: {problem}")
         raise typer.Exit(1) from exc
-    api = f"http://{_url_host(host)}:{port}/api"
+    site = f"http://{_url_host(host)}:{port}"
+    api = f"{site}/api"
     print(f"anabranch server: listening on {api} (docs at {api}/docs)", flush=True)
+    if assets_built():
+        print(f"anabranch server: web UI at {site}/", flush=True)
+    else:
+        print(f"anabranch server: {MISSING_ASSETS}", flush=True)
     print(f"anabranch server: database {shown}", flush=True)
     if settings.api_key:
         print("anabranch server: API key required (ANABRANCH_API_KEY is set)", flush=True)

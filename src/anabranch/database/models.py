@@ -77,6 +77,7 @@ flow_run = sa.Table(
     sa.Column("heartbeat", UTCDateTime, nullable=True),
     *_deployment_run_columns(),
     sa.Index(None, "created"),
+    sa.Index(None, "updated"),
     sa.Index(None, "flow_name"),
     sa.Index(None, "parent_flow_run_id"),
     sa.Index(None, "state_type"),
@@ -93,6 +94,7 @@ task_run = sa.Table(
     sa.Column("flow_run_id", sa.Uuid, nullable=True),
     sa.Column("cache_key", sa.Text, nullable=True),
     sa.Index(None, "flow_run_id"),
+    sa.Index(None, "updated"),
 )
 
 run_state = sa.Table(

@@ -11,6 +11,7 @@ from typing import Any
 from anabranch.exceptions import InvalidStateTransition, ObjectNotFound
 from anabranch.operations._declare import operation
 from anabranch.schemas import FlowRun, LogRecord, RecordBatch, StateRecord, StateType, TaskRun
+from anabranch.schemas.summaries import ChildSummary, FlowSummary, RunChange
 
 
 def _ends_the_final_runs(
@@ -56,14 +57,30 @@ class RunOperations:
         started_before: datetime | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        root_only: bool = False,
+        deployment_id: uuid.UUID | None = None,
+        work_pool_name: str | None = None,
+        name_contains: str | None = None,
+        failed_first: bool = False,
     ) -> list[FlowRun]:
-        """Flow runs, newest first, filtered by state type, state name (any case), flow name,
-        parent, tags (runs having all of them) and start or creation time (bounds included;
-        timezone-aware datetimes, else ValueError; a run not yet started has no start)."""
+        """Flow runs, newest first (failed and crashed first with ``failed_first``),
+        filtered by state type, state name (any case), flow name, parent (or only runs
+        without one, ``root_only``), deployment, work pool, name (any case), tags (runs
+        having all of them) and start or creation time (bounds included; timezone-aware
+        datetimes, else ValueError; a run not yet started has no start)."""
 
     @operation("GET", "/task_runs", implementation="runs:read_task_runs")
-    def read_task_runs(self, *, flow_run_id: uuid.UUID | None = None) -> list[TaskRun]:
-        """Task runs of a flow run (all if None), oldest first."""
+    def read_task_runs(
+        self,
+        *,
+        flow_run_id: uuid.UUID | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        state_types: Sequence[StateType] | None = None,
+        failed_first: bool = False,
+    ) -> list[TaskRun]:
+        """Task runs of a flow run (all if None), oldest first (failed and crashed first
+        with ``failed_first``), optionally of some state types only."""
 
     @operation("GET", "/task_runs/{task_run_id}", implementation="runs:read_task_run",
                errors=[ObjectNotFound])
@@ -81,5 +98,27 @@ class RunOperations:
         flow_run_id: uuid.UUID | None = None,
         task_run_id: uuid.UUID | None = None,
         limit: int | None = None,
+        offset: int = 0,
+        min_level: int = 0,
+        text: str | None = None,
+        include_subflows: bool = False,
     ) -> list[LogRecord]:
-        """Log lines, oldest first, of a flow run (including its task runs) or one task run."""
+        """Log lines, oldest first, of a flow run (including its task runs, and with
+        ``include_subflows`` every run below it) or one task run; at ``min_level`` or
+        above (a ``logging`` level), containing ``text`` in any case."""
+
+    @operation("GET", "/flow_run_summaries", implementation="summaries:summarize_children")
+    def summarize_children(
+        self, *, flow_run_ids: Sequence[uuid.UUID], by_flow: bool = False
+    ) -> list[ChildSummary]:
+        """Each flow run's subflow runs and task runs counted by state type (and its subflow
+        runs by flow name with ``by_flow``), in the order of ``flow_run_ids``."""
+
+    @operation("GET", "/flows", implementation="summaries:read_flows")
+    def read_flows(self, *, recent: int = 10) -> list[FlowSummary]:
+        """Every flow that has runs, by name, with its run count and newest runs."""
+
+    @operation("GET", "/run_changes", implementation="summaries:read_run_changes")
+    def read_run_changes(self, *, since: datetime) -> list[RunChange]:
+        """Flow runs written after ``since`` (timezone-aware), directly or through one of
+        their task runs, oldest change first (at most 500: look again from the last)."""

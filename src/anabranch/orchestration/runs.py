@@ -107,12 +107,26 @@ def read_flow_runs(
     started_before: datetime | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    root_only: bool = False,
+    deployment_id: uuid.UUID | None = None,
+    work_pool_name: str | None = None,
+    name_contains: str | None = None,
+    failed_first: bool = False,
 ) -> list[FlowRun]:
-    """Flow runs, newest first; state names match case-insensitively, ``tags`` keeps the
-    runs that have every one of them, and the time bounds (timezone-aware; ValueError
-    naming the bound otherwise) include their ends. A run that has not started yet matches
-    no start bound."""
+    """Flow runs, newest first (failed and crashed ones before the rest with
+    ``failed_first``); state names match case-insensitively, ``tags`` keeps the runs that
+    have every one of them, ``name_contains`` matches any case, and the time bounds
+    (timezone-aware; ValueError naming the bound otherwise) include their ends. A run that
+    has not started yet matches no start bound."""
     query = sa.select(flow_run)
+    if root_only:
+        query = query.where(flow_run.c.parent_flow_run_id.is_(None))
+    if deployment_id is not None:
+        query = query.where(flow_run.c.deployment_id == deployment_id)
+    if work_pool_name is not None:
+        query = query.where(flow_run.c.work_pool_name == work_pool_name)
+    if name_contains:
+        query = query.where(flow_run.c.name.icontains(name_contains, autoescape=True))
     bounds = (
         ("started_after", started_after, flow_run.c.start_time.__ge__),
         ("started_before", started_before, flow_run.c.start_time.__le__),
@@ -133,9 +147,17 @@ def read_flow_runs(
         query = query.where(flow_run.c.flow_name == flow_name)
     if parent_flow_run_id is not None:
         query = query.where(flow_run.c.parent_flow_run_id == parent_flow_run_id)
-    query = query.order_by(flow_run.c.created.desc(), flow_run.c.id.desc())
-    query = query.limit(limit).offset(offset)
+    order: list[sa.ColumnElement[Any]] = [flow_run.c.created.desc(), flow_run.c.id.desc()]
+    if failed_first:
+        order.insert(0, _failed_first(flow_run))
+    query = query.order_by(*order).limit(limit).offset(offset)
     return [_flow_run(row) for row in conn.execute(query).mappings()]
+
+
+def _failed_first(table: sa.Table) -> sa.ColumnElement[int]:
+    """Sorts failed and crashed runs before the rest."""
+    failed = [StateType.FAILED.value, StateType.CRASHED.value]
+    return sa.case((table.c.state_type.in_(failed), 0), else_=1)
 
 
 def _having_tags(dialect: str, tags: Sequence[str]) -> list[sa.ColumnElement[bool]]:
@@ -163,11 +185,25 @@ def read_task_run(conn: Connection, task_run_id: uuid.UUID) -> TaskRun:
     return _task_run(row)
 
 
-def read_task_runs(conn: Connection, *, flow_run_id: uuid.UUID | None = None) -> list[TaskRun]:
-    """Task runs of one flow run (all when None), oldest first."""
-    query = sa.select(task_run).order_by(task_run.c.created, task_run.c.id)
+def read_task_runs(
+    conn: Connection,
+    *,
+    flow_run_id: uuid.UUID | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    state_types: Sequence[StateType] | None = None,
+    failed_first: bool = False,
+) -> list[TaskRun]:
+    """Task runs of one flow run (all when None), oldest first (failed and crashed ones
+    first with ``failed_first``)."""
+    order: list[sa.ColumnElement[Any]] = [task_run.c.created, task_run.c.id]
+    if failed_first:
+        order.insert(0, _failed_first(task_run))
+    query = sa.select(task_run).order_by(*order).limit(limit).offset(offset)
     if flow_run_id is not None:
         query = query.where(task_run.c.flow_run_id == flow_run_id)
+    if state_types:
+        query = query.where(task_run.c.state_type.in_([StateType(t).value for t in state_types]))
     return [_task_run(row) for row in conn.execute(query).mappings()]
 
 
@@ -200,16 +236,29 @@ def read_logs(
     flow_run_id: uuid.UUID | None = None,
     task_run_id: uuid.UUID | None = None,
     limit: int | None = None,
+    offset: int = 0,
+    min_level: int = 0,
+    text: str | None = None,
+    include_subflows: bool = False,
 ) -> list[LogRecord]:
-    """Log lines, oldest first: a flow run's (including its task runs') and/or a task run's."""
-    query = sa.select(log).order_by(log.c.timestamp, log.c.id).limit(limit)
+    """Log lines, oldest first: a flow run's (including its task runs', and with
+    ``include_subflows`` its descendants' and their task runs') and/or a task run's; at
+    ``min_level`` or above, containing ``text`` in any case."""
+    query = sa.select(log).order_by(log.c.timestamp, log.c.id).limit(limit).offset(offset)
     if flow_run_id is not None:
-        its_task_runs = sa.select(task_run.c.id).where(task_run.c.flow_run_id == flow_run_id)
+        runs: Any = [flow_run_id]
+        if include_subflows:
+            runs = _descendants_and_self(flow_run_id)
+        its_task_runs = sa.select(task_run.c.id).where(task_run.c.flow_run_id.in_(runs))
         query = query.where(
-            sa.or_(log.c.flow_run_id == flow_run_id, log.c.task_run_id.in_(its_task_runs))
+            sa.or_(log.c.flow_run_id.in_(runs), log.c.task_run_id.in_(its_task_runs))
         )
     if task_run_id is not None:
         query = query.where(log.c.task_run_id == task_run_id)
+    if min_level:
+        query = query.where(log.c.level >= min_level)
+    if text:
+        query = query.where(log.c.message.icontains(text, autoescape=True))
     return [
         LogRecord(
             id=row["record_id"] or _legacy_log_id(row["id"]),
@@ -222,6 +271,14 @@ def read_logs(
         )
         for row in conn.execute(query).mappings()
     ]
+
+
+def _descendants_and_self(flow_run_id: uuid.UUID) -> sa.Select[Any]:
+    """The ids of a flow run and of every flow run below it, as a subquery."""
+    tree = sa.select(flow_run.c.id).where(flow_run.c.id == flow_run_id).cte(recursive=True)
+    below = sa.select(flow_run.c.id).where(flow_run.c.parent_flow_run_id == tree.c.id)
+    tree = tree.union_all(below)
+    return sa.select(tree.c.id)
 
 
 def _apply_batch_sqlalchemy(

@@ -19,13 +19,12 @@ from anabranch.client.embedded import EmbeddedClient
 from anabranch.database import get_engine
 from anabranch.server import health, services
 from anabranch.server.errors import install_error_handlers
-from anabranch.server.limits import RequestLimits
+from anabranch.server.limits import API_PREFIX, RequestLimits
 from anabranch.server.operations import openapi_bodies, operations_router
 from anabranch.server.security import require_api_key
+from anabranch.server.ui import DOCS_PATH, RunWatcher, install_ui
 from anabranch.server.waiting import ChangeFeed
 from anabranch.settings import get_settings
-
-API_PREFIX = "/api"
 
 
 def create_app(database_url: str | None = None, api_key: str | None = None) -> FastAPI:
@@ -47,8 +46,10 @@ def create_app(database_url: str | None = None, api_key: str | None = None) -> F
         # Opening the client migrates the database (blocking I/O, hence the thread).
         app.state.client = await anyio.to_thread.run_sync(EmbeddedClient, url)
         app.state.feed = ChangeFeed()
+        app.state.run_watcher = RunWatcher(app.state.client)
         async with anyio.create_task_group() as background:
             services.start(background, app.state.client, settings)
+            background.start_soon(app.state.run_watcher.run)
             try:
                 yield
             finally:
@@ -61,7 +62,8 @@ def create_app(database_url: str | None = None, api_key: str | None = None) -> F
         version=distribution_version("anabranch"),
         summary="Runs, states, logs and concurrency limits of anabranch flows.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        # Served by the UI from the package's own files (install_ui), never from a CDN.
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -81,12 +83,13 @@ def create_app(database_url: str | None = None, api_key: str | None = None) -> F
     app.include_router(health.router, prefix=API_PREFIX)
     guarded = [Depends(require_api_key)]
     app.include_router(operations_router(), prefix=API_PREFIX, dependencies=guarded)
+    install_ui(app)
     return app
 
 
 def _open_paths(app: FastAPI) -> frozenset[str]:
     """What a GET may read without the API key: the health check and the API's docs."""
-    documents = (app.openapi_url, app.docs_url, app.swagger_ui_oauth2_redirect_url)
+    documents = (app.openapi_url, DOCS_PATH)
     return frozenset([f"{API_PREFIX}/health", *(path for path in documents if path)])
 
 

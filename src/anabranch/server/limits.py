@@ -19,12 +19,15 @@ the API: ``{"detail": "..."}``.
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anabranch.server.security import key_problem
+from anabranch.server.ui.session import LOGIN_PATH, has_session, is_open_page
 
+API_PREFIX = "/api"
 _CLOSE = (b"connection", b"close")
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _DISCONNECT: Message = {"type": "http.disconnect"}
@@ -58,17 +61,26 @@ class RequestLimits:
         declared, chunked = _body_framing(scope)
         has_body = chunked or bool(declared)
         if self.api_key is not None and not self._is_open(scope):
-            problem = key_problem(_header(scope, b"authorization"), self.api_key)
-            if problem is not None:
-                await _answer(send, 401, problem, has_body, [(b"www-authenticate", b"Bearer")])
-                return
+            if not _is_api(scope["path"]):
+                if not has_session(_header(scope, b"cookie"), self.api_key):
+                    await _to_login(send, scope, has_body)
+                    return
+            else:
+                problem = key_problem(_header(scope, b"authorization"), self.api_key)
+                if problem is not None:
+                    headers = [(b"www-authenticate", b"Bearer")]
+                    await _answer(send, 401, problem, has_body, headers)
+                    return
         if declared is not None and declared > self.max_body_bytes:
             await _answer(send, 413, self.too_large(f"declares {declared:,} bytes"), has_body)
             return
         await _BoundedRequest(self, receive, send, has_body).run(scope)
 
     def _is_open(self, scope: Scope) -> bool:
-        return scope["method"] in _READ_METHODS and scope["path"] in self.open_paths
+        method, path = scope["method"], scope["path"]
+        if not _is_api(path):
+            return is_open_page(method, path)
+        return method in _READ_METHODS and path in self.open_paths
 
     def too_large(self, what: str) -> str:
         limit = self.max_body_bytes
@@ -147,6 +159,26 @@ class _BoundedRequest:
             self.refused = True
             await _answer(self._send, status, detail, close=True)
         return _DISCONNECT
+
+
+def _is_api(path: str) -> bool:
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+
+
+async def _to_login(send: Send, scope: Scope, has_body: bool) -> None:
+    """A page asked for without a session: a page load goes to the login form (htmx is
+    told to load it whole), anything else is refused."""
+    if scope["method"] not in _READ_METHODS:
+        await _answer(send, 401, "Enter the server's API key on the login page first.", has_body)
+        return
+    target = quote(scope["path"] + ("?" + scope["query_string"].decode("latin-1")
+                                    if scope.get("query_string") else ""), safe="")
+    location = f"{LOGIN_PATH}?next={target}".encode()
+    headers = [(b"location", location), (b"hx-redirect", location), (b"content-length", b"0")]
+    if has_body:
+        headers.append(_CLOSE)
+    await send({"type": "http.response.start", "status": 303, "headers": headers})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _body_framing(scope: Scope) -> tuple[int | None, bool]:

@@ -1,0 +1,91 @@
+"""The pages of where runs run and what holds them back: work pools (queues, workers, late
+runs) and concurrency limits (slots in use, holders, waiters), with their controls."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+
+from anabranch import _clock
+from anabranch.exceptions import AnabranchError, ObjectNotFound
+from anabranch.schemas import StateType
+from anabranch.server.ui.render import page, read_form
+from anabranch.server.ui.runs import store
+from anabranch.server.ui.session import require_same_origin
+
+router = APIRouter()
+
+
+@router.get("/work-pools", include_in_schema=False)
+def work_pools(request: Request) -> Response:
+    client = store(request)
+    pools: list[dict[str, Any]] = []
+    for pool in client.read_work_pools():
+        pools.append({
+            "pool": pool,
+            "queues": client.read_work_queues(work_pool_name=pool.name),
+            "workers": client.read_workers(pool.name),
+            "waiting": client.read_flow_runs(
+                work_pool_name=pool.name, state_types=[StateType.SCHEDULED], limit=1000
+            ),
+        })
+    now = _clock.now()
+    for entry in pools:
+        entry["late"] = [run for run in entry["waiting"]
+                         if run.expected_start_time and run.expected_start_time < now]
+    return page(request, "work_pools.html", section="work-pools", pools=pools, now=now)
+
+
+@router.get("/concurrency-limits", include_in_schema=False)
+def limits(request: Request) -> Response:
+    client = store(request)
+    shown = []
+    for limit in client.read_concurrency_limits():
+        try:
+            shown.append(client.read_concurrency_limit(limit.name))
+        except AnabranchError:
+            continue  # deleted meanwhile
+    return page(request, "limits.html", section="limits", limits=shown, now=_clock.now())
+
+
+@router.post("/concurrency-limits", include_in_schema=False,
+             dependencies=[Depends(require_same_origin)])
+async def change_limit(request: Request) -> Response:
+    """Create or resize (``limit``), ``reset`` or ``delete`` a limit named in the form."""
+    form = {key: values[-1] for key, values in (await read_form(request)).items()}
+    name, action = form.get("name", "").strip(), form.get("action", "save")
+    client = store(request)
+    try:
+        if action == "reset":
+            client.reset_concurrency_limit(name)
+        elif action == "delete":
+            client.delete_concurrency_limit(name)
+        else:
+            client.create_concurrency_limit(name, _size(form.get("limit", "")))
+    except (AnabranchError, ValueError) as exc:
+        return page(request, "notice.html", message=str(exc))
+    return Response(status_code=204, headers={"hx-refresh": "true"})
+
+
+@router.get("/any-run/{run_id}", include_in_schema=False)
+def any_run(request: Request, run_id: uuid.UUID) -> Response:
+    """A run by id, flow run or task run (a slot holder names only the id)."""
+    client = store(request)
+    try:
+        client.read_flow_run(run_id)
+        return RedirectResponse(f"/runs/{run_id}", status_code=303)
+    except ObjectNotFound:
+        return RedirectResponse(f"/task-runs/{run_id}", status_code=303)
+
+
+def _size(text: str) -> int:
+    try:
+        size = int(text)
+    except ValueError:
+        raise ValueError(f"A limit's size is a whole number of slots, not {text!r}.") from None
+    if size < 0:
+        raise ValueError("A limit's size can not be negative.")
+    return size

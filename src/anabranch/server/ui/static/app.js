@@ -1,0 +1,89 @@
+// anabranch's own page behaviour: times shown in the viewer's zone (or UTC, remembered),
+// select-all for run lists, and expandable rows. Everything else is htmx.
+(function () {
+  "use strict";
+  const UTC_KEY = "anabranch.utc";
+
+  function useUtc() {
+    return window.localStorage.getItem(UTC_KEY) === "1";
+  }
+
+  function formatTimes(root) {
+    const utc = useUtc();
+    const options = {
+      year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit",
+      hourCycle: "h23", timeZoneName: "short",
+    };
+    if (utc) options.timeZone = "UTC";
+    const format = new Intl.DateTimeFormat("en-CA", options);
+    root.querySelectorAll("time[datetime]").forEach(function (element) {
+      const moment = new Date(element.getAttribute("datetime"));
+      if (isNaN(moment)) return;
+      if (!element.title) element.title = element.getAttribute("datetime");
+      // 2026-12-07 01:54:25 CET: sortable, unambiguous, and the zone always shown.
+      const part = {};
+      format.formatToParts(moment).forEach(function (p) { part[p.type] = p.value; });
+      const clock = part.hour + ":" + part.minute + ":" + part.second;
+      element.textContent = element.hasAttribute("data-clock")
+        ? clock
+        : part.year + "-" + part.month + "-" + part.day + " " + clock + " " + part.timeZoneName;
+    });
+    const name = document.getElementById("zone-name");
+    if (name) {
+      name.textContent = utc ? "UTC" : Intl.DateTimeFormat().resolvedOptions().timeZone;
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    formatTimes(document);
+    const toggle = document.getElementById("zone-toggle");
+    if (toggle) {
+      toggle.addEventListener("click", function () {
+        window.localStorage.setItem(UTC_KEY, useUtc() ? "0" : "1");
+        formatTimes(document);
+      });
+    }
+  });
+
+  // Whether the logs tab follows new lines (its "follow" box).
+  window.anabranchFollowing = function () {
+    const box = document.getElementById("tail");
+    return Boolean(box && box.checked);
+  };
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    formatTimes(event.target.parentNode || document);
+    const lines = document.getElementById("log-lines");
+    if (lines && window.anabranchFollowing()) lines.scrollTop = lines.scrollHeight;
+  });
+
+  document.addEventListener("change", function (event) {
+    const box = event.target;
+    if (box.matches && box.matches("[data-select-all]")) {
+      const table = box.closest("table");
+      table.querySelectorAll("input[name=run]").forEach(function (each) {
+        each.checked = box.checked;
+      });
+    }
+  });
+
+  // A second click on an expand button hides what the first one loaded.
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest && event.target.closest("[data-toggle-rows]");
+    if (!button) return;
+    const target = document.getElementById(button.getAttribute("data-toggle-rows"));
+    if (button.getAttribute("aria-expanded") === "true") {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      target.innerHTML = "";
+      button.setAttribute("aria-expanded", "false");
+      if (button.classList.contains("twisty")) button.textContent = "▸";
+      else button.textContent = "show";
+      return;
+    }
+    button.setAttribute("aria-expanded", "true");
+    if (button.classList.contains("twisty")) button.textContent = "▾";
+    else button.textContent = "hide";
+  }, true);
+})();

@@ -1,0 +1,132 @@
+"""The runs list and the run pages, in Chromium against a real server: a parent of 300
+children is found at once and its one failed child on its first screen; pages update live;
+a run is cancelled from its page; user data is shown as text."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+from playwright.sync_api import expect
+from ui_scripts import FAMILY, GATED, run_script
+
+from anabranch.schemas import FlowRun, RecordBatch, State, StateType
+
+
+def test_a_parent_of_300_children_shows_its_one_failure_first(
+    ui_server, page, screenshot, tmp_path
+) -> None:
+    name = f"nightly-{uuid.uuid4().hex[:6]}"
+    run_script(tmp_path, FAMILY, name, "300", "137", env=ui_server.env)
+
+    page.goto(ui_server.url + "/")
+    parent_row = page.locator("tr[data-run]", has=page.get_by_role("link", name=name))
+    expect(parent_row).to_contain_text("300 children: 1 failed, 299 completed")
+    expect(parent_row).to_be_in_viewport()
+    # The children are not listed beside their parent: only root runs are.
+    expect(page.locator("table.runs").get_by_text("(child)")).to_have_count(0)
+    screenshot(page, "runs-list-parent-of-300")
+
+    parent_row.get_by_role("link", name=name).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(name)
+    failed = page.locator(".attention").get_by_role("link")
+    expect(failed).to_have_count(1)
+    expect(page.locator(".attention")).to_contain_text("child 137 could not read its input")
+    expect(failed).to_be_in_viewport()
+    screenshot(page, "run-page-parent-of-300")
+
+    failed.click()
+    expect(page.locator(".message")).to_contain_text("ValueError: child 137 could not read")
+    back = page.locator(".crumbs").get_by_role("link", name=name)
+    screenshot(page, "run-page-failed-child")
+    back.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(name)
+
+
+def test_the_children_tab_pages_and_expands_in_place(ui_server, page, tmp_path) -> None:
+    name = f"fanout-{uuid.uuid4().hex[:6]}"
+    run_script(tmp_path, FAMILY, name, "120", "77", env=ui_server.env)
+    (parent,) = ui_server.client.read_flow_runs(name_contains=name)
+
+    page.goto(f"{ui_server.url}/runs/{parent.id}?tab=children")
+    nodes = page.locator("ul.tree > li > .node")
+    expect(nodes).to_have_count(50)
+    # Failed first: the one failure heads the list.
+    expect(nodes.first).to_contain_text("Failed")
+    page.get_by_role("button", name=re.compile("Show the next 50 children")).click()
+    expect(nodes).to_have_count(100)
+    page.get_by_role("button", name=re.compile("Show the next 50 children")).click()
+    expect(nodes).to_have_count(120)
+
+
+def test_a_run_started_after_the_page_opened_appears_and_completes_live(
+    ui_server, page, screenshot, tmp_path
+) -> None:
+    page.goto(ui_server.url + "/")
+    expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+    name = f"live-{uuid.uuid4().hex[:6]}"
+    gate = tmp_path / "gate"
+    process = run_script(tmp_path, GATED, name, str(gate), env=ui_server.env, wait=False)
+    try:
+        row = page.locator("tr[data-run]", has=page.get_by_role("link", name=name))
+        expect(row).to_contain_text("Running")
+        screenshot(page, "runs-list-live-running")
+        gate.write_text("open")
+        expect(row).to_contain_text("Completed")
+    finally:
+        gate.write_text("open")
+        process.communicate(timeout=60)
+    assert process.returncode == 0
+
+
+def test_a_running_run_is_cancelled_from_its_page(
+    ui_server, page, screenshot, tmp_path
+) -> None:
+    name = f"cancel-me-{uuid.uuid4().hex[:6]}"
+    gate = tmp_path / "gate"
+    process = run_script(tmp_path, GATED, name, str(gate), env=ui_server.env, wait=False)
+    try:
+        page.goto(ui_server.url + "/")
+        page.get_by_role("link", name=name).click()
+        expect(page.locator(".run-title .badge")).to_have_text("Running")
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Cancel run").click()
+        expect(page.locator(".run-title .badge")).to_have_text(re.compile("Cancell(ing|ed)"))
+        expect(page.locator(".run-title .badge")).to_have_text("Cancelled", timeout=60_000)
+        screenshot(page, "run-page-cancelled")
+    finally:
+        gate.write_text("open")
+        process.communicate(timeout=60)
+
+
+def test_user_data_is_shown_as_text_never_run(ui_server, page) -> None:
+    hostile = f'<script>alert("{uuid.uuid4().hex[:6]}")</script>'
+    run = FlowRun(name=hostile, flow_name="<b>bold</b>",
+                  state=State(type=StateType.FAILED, name="Failed", message="<img src=x>"))
+    ui_server.client.write_batch(RecordBatch(flow_runs=[run]))
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    page.goto(ui_server.url + "/")
+    expect(page.get_by_role("link", name=hostile)).to_be_visible()
+    page.goto(f"{ui_server.url}/runs/{run.id}")
+    expect(page.get_by_role("heading", level=1)).to_have_text(hostile)
+    expect(page.locator(".message")).to_have_text("<img src=x>")
+    expect(page.locator(".facts")).to_contain_text("<b>bold</b>")
+    assert dialogs == []
+    assert page.locator("main img").count() == 0
+
+
+def test_actions_refuse_requests_from_other_sites(ui_server) -> None:
+    running = State(type=StateType.RUNNING, name="Running")
+    run = FlowRun(name="guarded", flow_name="guarded", state=running)
+    ui_server.client.write_batch(RecordBatch(flow_runs=[run]))
+
+    plain = httpx.post(f"{ui_server.url}/runs/{run.id}/cancel", timeout=10)
+    forged = httpx.post(f"{ui_server.url}/runs/{run.id}/cancel", timeout=10, headers={
+        "X-Anabranch-UI": "1", "Origin": "https://evil.example"})
+
+    assert plain.status_code == 403 and "X-Anabranch-UI" in plain.text
+    assert forged.status_code == 403
+    assert ui_server.client.read_flow_run(run.id).state.type is StateType.RUNNING
