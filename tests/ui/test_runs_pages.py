@@ -9,7 +9,7 @@ import uuid
 
 import httpx
 from playwright.sync_api import expect
-from ui_scripts import FAMILY, GATED, run_script
+from ui_scripts import FAILING_TASK, FAMILY, GATED, run_script
 
 from anabranch.schemas import FlowRun, RecordBatch, State, StateType
 
@@ -34,7 +34,9 @@ def test_a_parent_of_300_children_shows_its_one_failure_first(
     expect(failed).to_have_count(1)
     expect(page.locator(".attention")).to_contain_text("child 137 could not read its input")
     expect(failed).to_be_in_viewport()
-    screenshot(page, "run-page-parent-of-300")
+    # The children tab lists them at once, failed first.
+    expect(page.locator("ul.tree > li > .node").first).to_contain_text("child 137 could not")
+    screenshot(page, "run-page-parent-of-300", full_page=False)
 
     failed.click()
     expect(page.locator(".message")).to_contain_text("ValueError: child 137 could not read")
@@ -130,3 +132,44 @@ def test_actions_refuse_requests_from_other_sites(ui_server) -> None:
     assert plain.status_code == 403 and "X-Anabranch-UI" in plain.text
     assert forged.status_code == 403
     assert ui_server.client.read_flow_run(run.id).state.type is StateType.RUNNING
+
+
+def test_a_failed_task_run_shows_its_traceback_and_its_flow_run(
+    ui_server, page, screenshot, tmp_path
+) -> None:
+    name = f"ratios-{uuid.uuid4().hex[:6]}"
+    run_script(tmp_path, FAILING_TASK, name, env=ui_server.env)
+
+    page.goto(ui_server.url + "/")
+    page.get_by_role("link", name=name).click()
+    # A run without subflows opens on its task runs, failed first.
+    expect(page.get_by_role("tab", name="Task runs")).to_have_attribute("aria-selected", "true")
+    rows = page.locator("table.task-runs tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("Failed")
+    rows.first.get_by_role("link").click()
+
+    expect(page.locator(".message")).to_contain_text("ZeroDivisionError")
+    expect(page.locator(".logs")).to_contain_text("Traceback (most recent call last)")
+    expect(page.locator("ol.states li")).to_have_count(3)
+    screenshot(page, "task-run-page-failed")
+    page.locator(".crumbs").get_by_role("link", name=name).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(name)
+
+
+def test_several_runs_are_cancelled_at_once_from_the_list(ui_server, page) -> None:
+    flow = f"waiting-{uuid.uuid4().hex[:6]}"
+    scheduled = State(type=StateType.SCHEDULED, name="Scheduled")
+    runs = [FlowRun(name=f"{flow}-{i}", flow_name=flow, state=scheduled) for i in range(3)]
+    ui_server.client.write_batch(RecordBatch(flow_runs=runs))
+
+    page.goto(f"{ui_server.url}/?flow={flow}")
+    page.get_by_label(f"Select {flow}-0").check()
+    page.get_by_label(f"Select {flow}-2").check()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel selected").click()
+
+    expect(page.locator("#notice")).to_have_text("Cancelling 2 runs.")
+    for index, state in ((0, "Cancelled"), (1, "Scheduled"), (2, "Cancelled")):
+        row = page.locator("tr[data-run]", has=page.get_by_role("link", name=f"{flow}-{index}"))
+        expect(row).to_contain_text(state)

@@ -63,3 +63,24 @@ def run_script(folder: Path, source: str, *args: str, env: dict[str, str],
         output, _ = process.communicate(timeout=180)
         assert process.returncode == 0, output.decode(errors="replace")
     return process
+
+FAILING_TASK = '''
+import sys
+from anabranch import flow, task
+
+@task
+def divide(x: int) -> float:
+    return 1 / x
+
+@flow(flow_run_name=sys.argv[1])
+def ratios() -> list[float]:
+    results = [divide(x) for x in (1, 2)]
+    try:
+        results.append(divide(0))
+    except ZeroDivisionError:
+        pass
+    return results
+
+if __name__ == "__main__":
+    ratios()
+'''

@@ -119,13 +119,18 @@ def run_page(request: Request, run_id: uuid.UUID, tab: str | None = None) -> Res
     failed_tasks = client.read_task_runs(
         flow_run_id=run_id, state_types=[StateType.FAILED, StateType.CRASHED], limit=PAGE_SIZE
     )
-    context = dict(
+    context: dict[str, Any] = dict(
         run=run, summary=summary, failed=failed, failed_tasks=failed_tasks,
         parents=_parents(client, run), tab=tab if tab in TABS else _first_tab(summary),
         tabs=TABS, now=_clock.now(), deployment=_deployment_of(client, run),
     )
     if request.headers.get("hx-target") == "run-header":
         return page(request, "run_header.html", **context)
+    # The first screen shows the tab's first page at once, not after a second request.
+    if context["tab"] == "children":
+        context.update(_children_page(client, run_id, 1), parent_id=run_id, depth=0)
+    elif context["tab"] == "task-runs":
+        context.update(_task_runs_page(client, run_id, 1), parent_id=run_id)
     return page(request, "run.html", **context)
 
 
@@ -135,18 +140,8 @@ def children(
     depth: int = 0,
 ) -> Response:
     """One page of a run's subflow runs, failed first, each expandable one level."""
-    client = store(request)
-    runs = client.read_flow_runs(
-        parent_flow_run_id=run_id, failed_first=True, limit=PAGE_SIZE + 1,
-        offset=(page_number - 1) * PAGE_SIZE,
-    )
-    more = len(runs) > PAGE_SIZE
-    runs = runs[:PAGE_SIZE]
-    return page(
-        request, "children.html", parent_id=run_id, runs=runs,
-        summaries=_summaries(client, runs), more=more, page=page_number, depth=depth,
-        now=_clock.now(),
-    )
+    return page(request, "children.html", parent_id=run_id, depth=depth, now=_clock.now(),
+                **_children_page(store(request), run_id, page_number))
 
 
 @router.get("/runs/{run_id}/task-runs", include_in_schema=False)
@@ -154,14 +149,8 @@ def task_runs(
     request: Request, run_id: uuid.UUID, page_number: int = Query(default=1, alias="page", ge=1)
 ) -> Response:
     """One page of a run's task runs, failed first."""
-    runs = store(request).read_task_runs(
-        flow_run_id=run_id, failed_first=True, limit=PAGE_SIZE + 1,
-        offset=(page_number - 1) * PAGE_SIZE,
-    )
-    return page(
-        request, "task_runs.html", parent_id=run_id, runs=runs[:PAGE_SIZE],
-        more=len(runs) > PAGE_SIZE, page=page_number, now=_clock.now(),
-    )
+    return page(request, "task_runs.html", parent_id=run_id, now=_clock.now(),
+                **_task_runs_page(store(request), run_id, page_number))
 
 
 @router.get("/runs/{run_id}/logs", include_in_schema=False)
@@ -253,6 +242,26 @@ def task_run_page(request: Request, task_run_id: uuid.UUID) -> Response:
         lines=client.read_logs(task_run_id=task_run_id, limit=LOG_PAGE_SIZE),
         level_name=_level_name, now=_clock.now(),
     )
+
+
+def _children_page(client: EmbeddedClient, run_id: uuid.UUID, number: int) -> dict[str, Any]:
+    """One page of a run's child flow runs, failed first, with their own children counted."""
+    runs = client.read_flow_runs(
+        parent_flow_run_id=run_id, failed_first=True, limit=PAGE_SIZE + 1,
+        offset=(number - 1) * PAGE_SIZE,
+    )
+    shown = runs[:PAGE_SIZE]
+    return dict(runs=shown, summaries=_summaries(client, shown), more=len(runs) > PAGE_SIZE,
+                page=number)
+
+
+def _task_runs_page(client: EmbeddedClient, run_id: uuid.UUID, number: int) -> dict[str, Any]:
+    """One page of a run's task runs, failed first."""
+    runs = client.read_task_runs(
+        flow_run_id=run_id, failed_first=True, limit=PAGE_SIZE + 1,
+        offset=(number - 1) * PAGE_SIZE,
+    )
+    return dict(runs=runs[:PAGE_SIZE], more=len(runs) > PAGE_SIZE, page=number)
 
 
 def _first_tab(summary: ChildSummary) -> str:

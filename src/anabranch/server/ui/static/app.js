@@ -52,7 +52,19 @@
     return Boolean(box && box.checked);
   };
 
+  // A live refresh of a list keeps the runs the user selected.
+  let selected = [];
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    selected = Array.from(event.target.querySelectorAll("input[name=run]:checked"))
+      .map(function (box) { return box.value; });
+  });
+
   document.addEventListener("htmx:afterSwap", function (event) {
+    selected.forEach(function (value) {
+      const box = event.target.querySelector('input[name=run][value="' + value + '"]');
+      if (box) box.checked = true;
+    });
+    selected = [];
     formatTimes(event.target.parentNode || document);
     const lines = document.getElementById("log-lines");
     if (lines && window.anabranchFollowing()) lines.scrollTop = lines.scrollHeight;
