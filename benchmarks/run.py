@@ -20,6 +20,7 @@ from typing import Any
 import bench_concurrency
 import bench_deployments
 import bench_server
+import ui
 from workloads import (
     HERE,
     WORKLOADS,
@@ -188,6 +189,13 @@ def section_deployments(args: argparse.Namespace, results: dict[str, Any]) -> No
     print(bench_deployments.report(figures))
 
 
+def section_ui(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """The web UI: a 10,000-child run in a 100,000-run store, over HTTP and in Chromium."""
+    figures = ui.run(timeout=args.timeout)
+    results["ui"] = figures
+    print(ui.report(figures))
+
+
 SECTIONS: list[tuple[str, Section]] = [
     ("import", section_import_time),
     ("write_batch", section_write_batch),
@@ -195,6 +203,7 @@ SECTIONS: list[tuple[str, Section]] = [
     ("concurrency", section_concurrency),
     ("server", section_server),
     ("deployments", section_deployments),
+    ("ui", section_ui),
 ]
 
 

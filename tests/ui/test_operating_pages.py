@@ -11,7 +11,7 @@ import uuid
 import httpx
 from playwright.sync_api import expect
 
-from anabranch.schemas import SlotRequest
+from anabranch.schemas import FlowRun, RecordBatch, SlotRequest, State, StateType
 from server_harness import ANABRANCH
 
 TYPED_FLOW = '''
@@ -89,9 +89,11 @@ def test_a_limit_shows_its_holders_as_links_to_their_runs(ui_server, page, scree
     name = f"warehouse-{uuid.uuid4().hex[:6]}"
     client = ui_server.client
     client.create_concurrency_limit(name, 3)
-    holder_run = uuid.uuid4()
+    holder_run = FlowRun(name=f"load-{name}", flow_name="load",
+                         state=State(type=StateType.RUNNING, name="Running"))
+    client.write_batch(RecordBatch(flow_runs=[holder_run]))
     (grant,) = client.acquire_concurrency_slots(
-        [SlotRequest(names=[name], holder="nightly-load", run_id=holder_run, occupy=2)]
+        [SlotRequest(names=[name], holder="nightly-load", run_id=holder_run.id, occupy=2)]
     )
     assert grant.granted
 
@@ -101,8 +103,10 @@ def test_a_limit_shows_its_holders_as_links_to_their_runs(ui_server, page, scree
     holder = card.locator("table.holders tbody tr, table.holders tr").filter(
         has_text="nightly-load"
     )
-    expect(holder.get_by_role("link", name=str(holder_run))).to_be_visible()
     screenshot(page, "concurrency-limit-holders")
+    holder.get_by_role("link", name=f"load-{name}").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"load-{name}")
+    page.go_back()
 
     client.release_concurrency_slots(grant.lease_id)
     expect(card).to_contain_text("0 of 3 slots in use")

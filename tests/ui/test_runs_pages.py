@@ -9,7 +9,7 @@ import uuid
 
 import httpx
 from playwright.sync_api import expect
-from ui_scripts import FAILING_TASK, FAMILY, GATED, run_script
+from ui_scripts import CHATTY, FAILING_TASK, FAMILY, GATED, run_script
 
 from anabranch.schemas import FlowRun, RecordBatch, State, StateType
 
@@ -173,3 +173,35 @@ def test_several_runs_are_cancelled_at_once_from_the_list(ui_server, page) -> No
     for index, state in ((0, "Cancelled"), (1, "Scheduled"), (2, "Cancelled")):
         row = page.locator("tr[data-run]", has=page.get_by_role("link", name=f"{flow}-{index}"))
         expect(row).to_contain_text(state)
+
+
+def test_logs_filter_by_level_and_text_take_in_subflows_and_follow_the_tail(
+    ui_server, page, screenshot, tmp_path
+) -> None:
+    name = f"chatty-{uuid.uuid4().hex[:6]}"
+    run_script(tmp_path, CHATTY, name, env=ui_server.env)
+    page.goto(ui_server.url + "/")
+    page.get_by_role("link", name=name).click()
+    page.get_by_role("tab", name="Logs").click()
+    lines = page.locator("#log-lines .line")
+    expect(lines).to_have_count(500)
+    expect(lines.first).to_contain_text(f"Beginning flow run '{name}'")
+
+    page.get_by_label("Level").select_option("warning")
+    expect(lines).to_have_count(1)
+    expect(lines.first).to_contain_text("disk almost full")
+    page.get_by_label("include subflows' logs").check()
+    expect(lines).to_have_count(2)
+    expect(lines.last).to_contain_text("the helper could not reach the warehouse")
+
+    page.get_by_label("Level").select_option("debug")
+    page.get_by_label("Search").fill("LINE 59")
+    expect(lines).to_have_count(10)
+    # The filters are in the address: reloading shows the same lines.
+    expect(page).to_have_url(re.compile("q=LINE"))
+    page.reload()
+    expect(lines).to_have_count(10)
+    page.get_by_label("Search").fill("")
+    page.get_by_label("follow").check()
+    expect(lines.last).to_contain_text("Finished in state Completed")
+    screenshot(page, "run-page-logs-following")

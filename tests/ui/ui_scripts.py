@@ -84,3 +84,23 @@ def ratios() -> list[float]:
 if __name__ == "__main__":
     ratios()
 '''
+
+CHATTY = '''
+import logging, sys
+from anabranch import flow, get_run_logger
+
+@flow
+def helper() -> None:
+    get_run_logger().error("the helper could not reach the warehouse")
+
+@flow(flow_run_name=sys.argv[1])
+def chatty() -> None:
+    logger = get_run_logger()
+    for i in range(600):
+        logger.info("line %03d of the chatty flow", i)
+    logger.warning("disk almost full")
+    helper()
+
+if __name__ == "__main__":
+    chatty()
+'''

@@ -79,7 +79,7 @@ flow_run = sa.Table(
     sa.Index(None, "created"),
     sa.Index(None, "updated"),
     sa.Index(None, "flow_name"),
-    sa.Index(None, "parent_flow_run_id"),
+    sa.Index(None, "parent_flow_run_id", "created"),
     sa.Index(None, "state_type"),
     sa.Index(None, "work_pool_name", "state_type", "expected_start_time"),
     sa.Index(None, "deployment_id", "idempotency_key", unique=True),

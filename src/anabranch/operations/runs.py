@@ -102,10 +102,12 @@ class RunOperations:
         min_level: int = 0,
         text: str | None = None,
         include_subflows: bool = False,
+        newest_first: bool = False,
     ) -> list[LogRecord]:
-        """Log lines, oldest first, of a flow run (including its task runs, and with
-        ``include_subflows`` every run below it) or one task run; at ``min_level`` or
-        above (a ``logging`` level), containing ``text`` in any case."""
+        """Log lines, oldest first (newest first with ``newest_first``), of a flow run
+        (including its task runs, and with ``include_subflows`` every run below it) or one
+        task run; at ``min_level`` or above (a ``logging`` level), containing ``text`` in
+        any case."""
 
     @operation("GET", "/flow_run_summaries", implementation="summaries:summarize_children")
     def summarize_children(
@@ -121,4 +123,5 @@ class RunOperations:
     @operation("GET", "/run_changes", implementation="summaries:read_run_changes")
     def read_run_changes(self, *, since: datetime) -> list[RunChange]:
         """Flow runs written after ``since`` (timezone-aware), directly or through one of
-        their task runs, oldest change first (at most 500: look again from the last)."""
+        their task runs, newest change first; at most 500 (when 500 come back, more may
+        have changed)."""

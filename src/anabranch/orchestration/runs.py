@@ -240,11 +240,14 @@ def read_logs(
     min_level: int = 0,
     text: str | None = None,
     include_subflows: bool = False,
+    newest_first: bool = False,
 ) -> list[LogRecord]:
-    """Log lines, oldest first: a flow run's (including its task runs', and with
-    ``include_subflows`` its descendants' and their task runs') and/or a task run's; at
-    ``min_level`` or above, containing ``text`` in any case."""
-    query = sa.select(log).order_by(log.c.timestamp, log.c.id).limit(limit).offset(offset)
+    """Log lines, oldest first (or newest first): a flow run's (including its task runs',
+    and with ``include_subflows`` its descendants' and their task runs') and/or a task
+    run's; at ``min_level`` or above, containing ``text`` in any case."""
+    order = [log.c.timestamp.desc(), log.c.id.desc()] if newest_first else [log.c.timestamp,
+                                                                           log.c.id]
+    query = sa.select(log).order_by(*order).limit(limit).offset(offset)
     if flow_run_id is not None:
         runs: Any = [flow_run_id]
         if include_subflows:

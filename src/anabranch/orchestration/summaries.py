@@ -60,6 +60,8 @@ def read_flows(conn: Connection, *, recent: int = 10) -> list[FlowSummary]:
         .group_by(flow_run.c.flow_name)
         .order_by(flow_run.c.flow_name)
     ).all()
+    if recent <= 0:
+        return [FlowSummary(name=name, run_count=number, recent=[]) for name, number in counts]
     newest = (
         sa.select(
             flow_run.c.id,
@@ -98,7 +100,8 @@ def read_flows(conn: Connection, *, recent: int = 10) -> list[FlowSummary]:
 
 def read_run_changes(conn: Connection, *, since: datetime) -> list[RunChange]:
     """Flow runs written after ``since`` (timezone-aware), themselves or through one of their
-    task runs, oldest change first, at most MAX_CHANGES."""
+    task runs, newest change first, at most MAX_CHANGES (when that many come back, more may
+    have changed)."""
     _clock.require_aware(since, "since")
     own = sa.select(
         flow_run.c.id.label("flow_run_id"),
@@ -117,13 +120,15 @@ def read_run_changes(conn: Connection, *, since: datetime) -> list[RunChange]:
     )
     changes: dict[uuid.UUID, RunChange] = {}
     for query in (own, by_task):
-        rows = conn.execute(query.order_by(sa.text("updated")).limit(MAX_CHANGES)).mappings()
-        for row in rows:
+        # Ties broken by id: the same newest changes come back however often one looks.
+        newest = query.order_by(sa.text("updated DESC, flow_run_id DESC")).limit(MAX_CHANGES)
+        for row in conn.execute(newest).mappings():
             change = RunChange(**row)
             known = changes.get(change.flow_run_id)
             if known is None or known.updated < change.updated:
                 changes[change.flow_run_id] = change
-    return sorted(changes.values(), key=lambda change: change.updated)[:MAX_CHANGES]
+    ordered = sorted(changes.values(), key=lambda c: (c.updated, c.flow_run_id), reverse=True)
+    return ordered[:MAX_CHANGES]
 
 
 def _state_type(value: str | None) -> StateType | None:

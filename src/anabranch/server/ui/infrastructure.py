@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from anabranch import _clock
+from anabranch.client.embedded import EmbeddedClient
 from anabranch.exceptions import AnabranchError, ObjectNotFound
 from anabranch.schemas import StateType
 from anabranch.server.ui.render import page, read_form
@@ -48,7 +49,9 @@ def limits(request: Request) -> Response:
             shown.append(client.read_concurrency_limit(limit.name))
         except AnabranchError:
             continue  # deleted meanwhile
-    return page(request, "limits.html", section="limits", limits=shown, now=_clock.now())
+    holders = {holder.run_id for limit in shown for holder in limit.holders if holder.run_id}
+    return page(request, "limits.html", section="limits", limits=shown, now=_clock.now(),
+                run_names=_run_names(client, holders))
 
 
 @router.post("/concurrency-limits", include_in_schema=False,
@@ -79,6 +82,19 @@ def any_run(request: Request, run_id: uuid.UUID) -> Response:
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
     except ObjectNotFound:
         return RedirectResponse(f"/task-runs/{run_id}", status_code=303)
+
+
+def _run_names(client: EmbeddedClient, run_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The names of the flow or task runs holding slots (a holder names only the id)."""
+    names = {}
+    for run_id in run_ids:
+        for read in (client.read_flow_run, client.read_task_run):
+            try:
+                names[run_id] = read(run_id).name
+                break
+            except ObjectNotFound:
+                continue
+    return names
 
 
 def _size(text: str) -> int:

@@ -83,7 +83,8 @@ class RunWatcher:
             return frozenset()
         names = {f"run-{c.flow_run_id}" for c in fresh}
         names |= {f"run-{c.parent_flow_run_id}" for c in fresh if c.parent_flow_run_id}
-        if len(names) > MAX_NAMED or len(changes) >= MAX_CHANGES:
+        if len(names) > MAX_NAMED or len(fresh) >= MAX_CHANGES:
+            # Too many to name, or more changed than one look reads: every page looks again.
             return frozenset({"runs", "everything"})
         return frozenset({"runs", *names})
 

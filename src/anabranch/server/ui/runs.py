@@ -179,12 +179,18 @@ def logs(
         return PlainTextResponse(text, headers={
             "content-disposition": f'attachment; filename="flow-run-{run_id}.log"'
         })
-    lines = client.read_logs(limit=LOG_PAGE_SIZE + 1,
-                             offset=(page_number - 1) * LOG_PAGE_SIZE, **query)
+    if follow:
+        # Following: the newest lines, as a tail shows them.
+        lines = client.read_logs(limit=LOG_PAGE_SIZE, newest_first=True, **query)[::-1]
+        more, page_number = False, 1
+    else:
+        found = client.read_logs(limit=LOG_PAGE_SIZE + 1,
+                                 offset=(page_number - 1) * LOG_PAGE_SIZE, **query)
+        lines, more = found[:LOG_PAGE_SIZE], len(found) > LOG_PAGE_SIZE
     return page(
-        request, "logs.html", run_id=run_id, lines=lines[:LOG_PAGE_SIZE],
-        more=len(lines) > LOG_PAGE_SIZE, page=page_number, level=level, q=q or "",
-        subflows=subflows, follow=follow, levels=list(LEVELS), level_name=_level_name,
+        request, "logs.html", run_id=run_id, lines=lines, more=more, page=page_number,
+        level=level, q=q or "", subflows=subflows, follow=follow, levels=list(LEVELS),
+        level_name=_level_name,
     )
 
 

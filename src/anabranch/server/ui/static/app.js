@@ -52,6 +52,22 @@
     return Boolean(box && box.checked);
   };
 
+  // Whether nothing inside the element with this id has the focus: a periodic refresh waits
+  // while the user types into one of its forms.
+  window.anabranchNotEditing = function (id) {
+    const active = document.activeElement;
+    return !(active && active.closest && active.closest("#" + id) && active.matches("input, select, textarea"));
+  };
+
+  // The logs' filters go into the page's address, so the view they show is a link.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    const form = event.detail.elt;
+    if (!form.matches || !form.matches("form.log-filters")) return;
+    const query = new URLSearchParams(new FormData(form));
+    query.set("tab", "logs");
+    window.history.replaceState(null, "", window.location.pathname + "?" + query.toString());
+  });
+
   // A live refresh of a list keeps the runs the user selected.
   let selected = [];
   document.addEventListener("htmx:beforeSwap", function (event) {
