@@ -43,11 +43,17 @@ CLIENT_METHODS = [
     "read_flow_run(flow_run_id)",
     "read_flow_runs(*, limit=None, offset=0, state_types=None, state_names=None, "
     "flow_name=None, parent_flow_run_id=None, tags=None, started_after=None, "
-    "started_before=None, created_after=None, created_before=None)",
-    "read_task_runs(*, flow_run_id=None)",
+    "started_before=None, created_after=None, created_before=None, root_only=False, "
+    "deployment_id=None, work_pool_name=None, name_contains=None, failed_first=False)",
+    "read_task_runs(*, flow_run_id=None, limit=None, offset=0, state_types=None, "
+    "failed_first=False)",
     "read_task_run(task_run_id)",
     "read_states(run_id)",
-    "read_logs(*, flow_run_id=None, task_run_id=None, limit=None)",
+    "read_logs(*, flow_run_id=None, task_run_id=None, limit=None, offset=0, min_level=0, "
+    "text=None, include_subflows=False, newest_first=False)",
+    "summarize_children(*, flow_run_ids, by_flow=False)",
+    "read_flows(*, recent=10)",
+    "read_run_changes(*, since)",
     "create_concurrency_limit(name, limit, *, active=True, slot_decay_per_second=None)",
     "read_concurrency_limit(name)",
     "read_concurrency_limits()",
