@@ -205,3 +205,20 @@ def test_logs_filter_by_level_and_text_take_in_subflows_and_follow_the_tail(
     page.get_by_label("follow").check()
     expect(lines.last).to_contain_text("Finished in state Completed")
     screenshot(page, "run-page-logs-following")
+
+
+def test_flows_show_their_recent_runs_as_marks_linking_to_each(ui_server, page) -> None:
+    flow = f"marks-{uuid.uuid4().hex[:6]}"
+    states = [StateType.COMPLETED, StateType.FAILED, StateType.RUNNING]
+    runs = [FlowRun(name=f"{flow}-{i}", flow_name=flow,
+                    state=State(type=state, name=state.value.title()))
+            for i, state in enumerate(states)]
+    ui_server.client.write_batch(RecordBatch(flow_runs=runs))
+
+    page.goto(ui_server.url + "/flows")
+    row = page.locator("#flows tr", has=page.get_by_role("link", name=flow, exact=True))
+    marks = row.locator("a.mark")
+    expect(marks).to_have_count(3)
+    expect(marks.nth(1)).to_have_class("mark state-failed")
+    marks.nth(1).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"{flow}-1")
