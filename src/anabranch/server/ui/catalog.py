@@ -15,8 +15,8 @@ from anabranch import _clock
 from anabranch.exceptions import AnabranchError, InvalidParameters, ObjectNotFound
 from anabranch.schemas import StateType
 from anabranch.schemas.deployments import Deployment, DeploymentRunRequest
-from anabranch.server.ui.render import page, read_form
-from anabranch.server.ui.runs import store
+from anabranch.server.ui.render import page
+from anabranch.server.ui.runs import FormFields, store
 from anabranch.server.ui.session import require_same_origin
 
 router = APIRouter()
@@ -44,12 +44,14 @@ def deployment_page(request: Request, deployment_id: uuid.UUID) -> Response:
 
 @router.post("/deployments/{deployment_id}/run", include_in_schema=False,
              dependencies=[Depends(require_same_origin)])
-async def run_deployment_form(request: Request, deployment_id: uuid.UUID) -> Response:
+def run_deployment_form(
+    request: Request, deployment_id: uuid.UUID, fields_sent: FormFields
+) -> Response:
     """Run the deployment with the form's typed parameters; the page again, with each
     problem beside its field, when they are refused."""
     client = store(request)
     deployment = client.read_deployment(deployment_id)
-    form = {key: values[-1] for key, values in (await read_form(request)).items()}
+    form = {key: values[-1] for key, values in fields_sent.items()}
     fields = parameter_fields(deployment)
     values, problems = parse_parameters(fields, form)
     if not problems:

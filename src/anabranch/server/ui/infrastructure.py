@@ -13,8 +13,8 @@ from anabranch import _clock
 from anabranch.client.embedded import EmbeddedClient
 from anabranch.exceptions import AnabranchError, ObjectNotFound
 from anabranch.schemas import StateType
-from anabranch.server.ui.render import page, read_form
-from anabranch.server.ui.runs import store
+from anabranch.server.ui.render import page
+from anabranch.server.ui.runs import FormFields, store
 from anabranch.server.ui.session import require_same_origin
 
 router = APIRouter()
@@ -56,9 +56,9 @@ def limits(request: Request) -> Response:
 
 @router.post("/concurrency-limits", include_in_schema=False,
              dependencies=[Depends(require_same_origin)])
-async def change_limit(request: Request) -> Response:
+def change_limit(request: Request, fields_sent: FormFields) -> Response:
     """Create or resize (``limit``), ``reset`` or ``delete`` a limit named in the form."""
-    form = {key: values[-1] for key, values in (await read_form(request)).items()}
+    form = {key: values[-1] for key, values in fields_sent.items()}
     name, action = form.get("name", "").strip(), form.get("action", "save")
     client = store(request)
     try:

@@ -7,7 +7,8 @@ import hmac
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from anabranch.server.ui.render import page, read_form
+from anabranch.server.ui.render import page
+from anabranch.server.ui.runs import FormFields
 from anabranch.server.ui.session import COOKIE, LOGIN_PATH, session_token
 
 router = APIRouter()
@@ -19,8 +20,7 @@ def login_form(request: Request, next: str = "/") -> Response:
 
 
 @router.post(LOGIN_PATH, include_in_schema=False)
-async def login(request: Request) -> Response:
-    form = await read_form(request)
+def login(request: Request, form: FormFields) -> Response:
     key = (form.get("key") or [""])[0]
     target = _local((form.get("next") or ["/"])[0])
     expected: str | None = request.app.state.api_key

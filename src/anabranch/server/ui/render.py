@@ -105,6 +105,8 @@ templates.env.filters.update(
 templates.env.globals.update(duration=duration, with_query=with_query, StateType=StateType)
 
 
-async def read_form(request: Request) -> dict[str, list[str]]:
-    """An urlencoded form's fields (what htmx and plain forms send), each with its values."""
+async def form_fields(request: Request) -> dict[str, list[str]]:
+    """An urlencoded form's fields (what htmx and plain forms send), each with its values; a
+    dependency, read on the event loop, so the page that takes it can be a plain function
+    that the server runs in a thread (its store calls block)."""
     return parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)

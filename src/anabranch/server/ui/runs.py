@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -21,7 +21,7 @@ from anabranch.exceptions import AnabranchError, ObjectNotFound
 from anabranch.schemas import FlowRun, StateType, TaskRun
 from anabranch.schemas.deployments import DeploymentRunRequest
 from anabranch.schemas.summaries import ChildSummary
-from anabranch.server.ui.render import page, read_form
+from anabranch.server.ui.render import form_fields, page
 from anabranch.server.ui.session import require_same_origin
 
 PAGE_SIZE = 50
@@ -32,6 +32,7 @@ RANGES = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(da
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 router = APIRouter()
+FormFields = Annotated[dict[str, list[str]], Depends(form_fields)]
 
 
 def store(request: Request) -> EmbeddedClient:
@@ -82,9 +83,8 @@ def runs_list(
 
 @router.post("/runs/cancel", include_in_schema=False,
              dependencies=[Depends(require_same_origin)])
-async def cancel_runs(request: Request) -> Response:
+def cancel_runs(request: Request, form: FormFields) -> Response:
     """Cancel the selected runs (each with its descendants)."""
-    form = await read_form(request)
     try:
         ids = [uuid.UUID(value) for value in form.get("run", [])]
     except ValueError:
