@@ -41,7 +41,7 @@ def assets_built() -> bool:
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-    """A whole page, or only its ``main`` block when htmx asks for a part of it."""
+    """``template`` rendered with ``context`` (a whole page, or a part htmx swaps in)."""
     return templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
