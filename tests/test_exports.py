@@ -17,8 +17,14 @@ EXPORTS = {
         "deploy", "flow", "get_client", "get_run_context", "get_run_logger", "serve", "tags",
         "task", "unmapped",
     ],
+    "anabranch.automations": [
+        "Action", "Automation", "AutomationFiring", "CallWebhook", "CancelFlowRun",
+        "ChangeFlowRunState", "EventTrigger", "PauseAutomation", "PauseDeployment",
+        "ResumeAutomation", "ResumeDeployment", "RunDeployment", "SendNotification",
+    ],
     "anabranch.client": ["AnabranchClient", "get_client"],
     "anabranch.deployments": ["run_deployment"],
+    "anabranch.events": ["Event", "RelatedResource", "Resource", "emit_event"],
     "anabranch.states": [
         "AwaitingRetry", "Cancelled", "Cancelling", "Completed", "Crashed", "Failed", "Late",
         "Paused", "Pending", "Retrying", "Running", "Scheduled", "State", "StateType",
@@ -32,13 +38,24 @@ ERRORS = [
     "CrashedRun", "DeploymentRunFailed", "EntrypointError", "FailedRun",
     "InvalidConcurrencyLimit", "InvalidDeployment", "InvalidName", "InvalidParameters",
     "InvalidRequest", "InvalidStateTransition", "InvalidWorkPool", "MissingContextError",
-    "MissingResult", "ObjectNotFound", "ParameterTypeError", "RunAlreadyFinal",
-    "RunTimeoutError", "SerializationError", "ServerUnavailable", "StoreUnavailable",
+    "MissingResult", "ObjectAlreadyExists", "ObjectNotFound", "ParameterTypeError",
+    "RunAlreadyFinal", "RunTimeoutError", "SerializationError", "ServerUnavailable",
+    "StoreUnavailable",
     "StoreUnusable", "TerminationSignal", "UnknownConcurrencyLimit", "UntrustedResultStorage",
     "UpstreamTaskError",
 ]
 
 CLIENT_METHODS = [
+    "emit_events(events)",
+    "read_events(*, event_names=None, resource_ids=None, related_ids=None, since=None, "
+    "until=None, after=None, limit=100, newest_first=False)",
+    "create_automation(automation)",
+    "read_automation(name)",
+    "read_automations()",
+    "update_automation(name, automation)",
+    "set_automation_enabled(name, enabled)",
+    "delete_automation(name)",
+    "read_automation_firings(*, automation_name=None, flow_run_id=None, limit=50)",
     "write_batch(batch)",
     "read_flow_run(flow_run_id)",
     "read_flow_runs(*, limit=None, offset=0, state_types=None, state_names=None, "

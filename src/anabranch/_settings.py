@@ -58,6 +58,27 @@ class Settings(BaseSettings):
         "arrive in full; a slower one is refused with 408 and its connection closed."
     )
 
+    ui_url: str | None = Field(
+        default=None, description="The web UI's address as people reach it, for the links "
+        "in notifications; default: the address `anabranch server start` listens on."
+    )
+    events_retention_days: float = Field(
+        default=7.0, gt=0, description="How long the server keeps events; the runs and "
+        "their state history stay."
+    )
+    automations_poll_seconds: float = Field(
+        default=0.25, gt=0, description="How often the server looks for new events to "
+        "evaluate automations on, and for actions due."
+    )
+    automation_action_attempts: int = Field(
+        default=5, ge=1, description="How many times an automation's action (a notification, "
+        "a webhook) is tried before it is recorded as failed."
+    )
+    automation_retry_seconds: float = Field(
+        default=2.0, gt=0, description="The wait before an action's second attempt; it "
+        "doubles with each further attempt."
+    )
+
     @property
     def home_path(self) -> Path:
         return self.home.expanduser()

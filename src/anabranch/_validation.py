@@ -41,7 +41,8 @@ def check_name(
     unless ``name`` follows the rules above. ``path_segment=False`` allows ``/``."""
     problem = name_problem(name, path_segment=path_segment)
     if problem is not None:
-        raise error(f"{_shown(name)} can not be a {what} name: {problem}.")
+        article = "an" if what[:1] in "aeiou" else "a"
+        raise error(f"{_shown(name)} can not be {article} {what} name: {problem}.")
 
 
 def name_problem(name: object, *, path_segment: bool = True) -> str | None:

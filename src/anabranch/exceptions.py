@@ -193,3 +193,8 @@ class EntrypointError(AnabranchError, ValueError):
 class InvalidDeployment(AnabranchError, ValueError):
     """``deploy`` was given settings that can not make a deployment (a name with a slash,
     both a cron and an interval, an unknown timezone or job variable, ...)."""
+
+
+class ObjectAlreadyExists(AnabranchError, ValueError):
+    """An object of that name exists already (an automation, say); the message says how to
+    change it instead."""

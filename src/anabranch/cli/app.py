@@ -8,11 +8,13 @@ from importlib.metadata import version as distribution_version
 import typer
 
 from anabranch.cli import (
+    automation,
     concurrency_limit,
     config,
     database,
     deploy,
     deployment,
+    event,
     flow_run,
     render,
     server,
@@ -39,6 +41,8 @@ app.add_typer(deployment.app, name="deployment")
 app.add_typer(work_pool.app, name="work-pool")
 app.add_typer(work_queue.app, name="work-queue")
 app.add_typer(worker.app, name="worker")
+app.add_typer(automation.app, name="automation")
+app.add_typer(event.app, name="event")
 
 
 @app.command()

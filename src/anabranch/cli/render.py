@@ -66,6 +66,11 @@ def note(message: str) -> None:
     _console(stderr=True).print(Text(message, style="dim"))
 
 
+def show(renderable: Any) -> None:
+    """A table (or any rich renderable) on stdout, laid out to the terminal or unbounded."""
+    _console().print(renderable)
+
+
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 

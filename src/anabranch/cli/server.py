@@ -56,7 +56,7 @@ def start(
     if settings.api_key:
         print("anabranch server: API key required (ANABRANCH_API_KEY is set)", flush=True)
     print(f"anabranch server: clients connect with ANABRANCH_API_URL={api}", flush=True)
-    api_app = create_app(url)
+    api_app = create_app(url, ui_url=settings.ui_url or site)
     # Everything imported and built so far lives as long as the process: leave it out of
     # the collector's full passes, which would otherwise walk it while every record batch
     # allocates tens of thousands of objects (a quarter of validating one, measured).

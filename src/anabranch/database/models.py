@@ -238,5 +238,102 @@ worker = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("limit", sa.Integer, nullable=True),
     sa.Column("last_heartbeat", UTCDateTime, nullable=False),
+    # Set once its going offline has been told (an event), cleared when it polls again.
+    sa.Column("offline", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("work_pool_name", "name"),
+)
+
+# Events. A state change's event is derived by the database itself: a trigger on run_state
+# (migration 0006) adds a row holding only its name and resource id, the rest (labels,
+# payload) is read from the run and its state when the event is read. Other events carry
+# their labels and payload. ``seq`` is the order of arrival; on PostgreSQL ``tx`` is the
+# writing transaction's id, so a reader can tell which rows may still be committed below
+# what it has read (see orchestration.events).
+event = sa.Table(
+    "event",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.Uuid, nullable=False, unique=True),
+    sa.Column("occurred", UTCDateTime, nullable=False),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("resource_id", sa.Text, nullable=False),
+    sa.Column("resource", json_column(none_as_null=True), nullable=True),
+    sa.Column("related", json_column(none_as_null=True), nullable=True),
+    sa.Column("payload", json_column(none_as_null=True), nullable=True),
+    sa.Column("tx", sa.BigInteger, nullable=True),
+    sa.Index(None, "occurred"),
+    sa.Index(None, "resource_id", "occurred"),
+    sa.Index(None, "tx", "seq"),
+)
+
+automation = sa.Table(
+    "automation",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("trigger", json_column(), nullable=False),
+    sa.Column("actions", json_column(), nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("updated", UTCDateTime, nullable=False),
+)
+
+# An open window of a trigger for one for_each key: events counted since ``opened``, or
+# (proactive) the time by which the expected events must have come.
+automation_bucket = sa.Table(
+    "automation_bucket",
+    metadata,
+    sa.Column("automation_id", sa.Uuid, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("opened", UTCDateTime, nullable=False),
+    sa.Column("deadline", UTCDateTime, nullable=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("event", json_column(none_as_null=True), nullable=True),
+    sa.Index(None, "deadline"),
+)
+
+automation_firing = sa.Table(
+    "automation_firing",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("automation_id", sa.Uuid, nullable=False),
+    # What fired, so that evaluating the same events again fires nothing twice.
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("fired", UTCDateTime, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("event", json_column(none_as_null=True), nullable=True),
+    sa.Column("flow_run_id", sa.Uuid, nullable=True),
+    sa.UniqueConstraint("automation_id", "key"),
+    sa.Index(None, "automation_id", "fired"),
+    sa.Index(None, "flow_run_id"),
+)
+
+# One action of a firing, as it was declared when it fired, and its delivery.
+automation_action = sa.Table(
+    "automation_action",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("firing_id", sa.Uuid, nullable=False),
+    sa.Column("index", sa.Integer, nullable=False),
+    sa.Column("action", json_column(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt", UTCDateTime, nullable=False),
+    sa.Column("claimed_until", UTCDateTime, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("finished", UTCDateTime, nullable=True),
+    sa.Index(None, "status", "next_attempt"),
+    sa.Index(None, "firing_id"),
+)
+
+# Where a background service of the server stands (the automation evaluator's place in
+# the event feed) and which replica runs it now (``holder`` until ``expires_at``).
+service_state = sa.Table(
+    "service_state",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("holder", sa.Text, nullable=True),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("position", json_column(none_as_null=True), nullable=True),
 )

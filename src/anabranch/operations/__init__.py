@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from anabranch.operations._declare import Operation, operations_of
+from anabranch.operations.automations import AutomationOperations
 from anabranch.operations.concurrency import ConcurrencyOperations
 from anabranch.operations.deployments import DeploymentOperations
+from anabranch.operations.events import EventOperations
 from anabranch.operations.runs import RunOperations
 from anabranch.operations.schedules import ScheduleOperations
 from anabranch.operations.work_pools import WorkPoolOperations
@@ -24,6 +26,8 @@ class StoreOperations(
     DeploymentOperations,
     WorkPoolOperations,
     ScheduleOperations,
+    EventOperations,
+    AutomationOperations,
 ):
     """Everything the engine, the CLI and users' scripts ask of the store.
 

@@ -19,12 +19,14 @@ from anabranch._validation import check_name
 from anabranch.database.models import deployment as deployment_table
 from anabranch.database.models import flow_run, run_state, work_pool
 from anabranch.exceptions import InvalidDeployment, ObjectNotFound
+from anabranch.orchestration.events import emit
 from anabranch.orchestration.late_runs import SCHEDULED_KEY_PREFIX
 from anabranch.orchestration.queues import DEFAULT_QUEUE, insert_queue, queue_row
 from anabranch.orchestration.schedule_times import check_schedule
 from anabranch.orchestration.transitions import set_state
 from anabranch.schemas import StateType
 from anabranch.schemas.deployments import Deployment, Schedule, split_full_name
+from anabranch.schemas.events import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE
 
 
 def save_deployment(conn: Connection, deployment: Deployment, *, now: datetime) -> Deployment:
@@ -55,7 +57,9 @@ def save_deployment(conn: Connection, deployment: Deployment, *, now: datetime) 
                 id=deployment.id, created=now, updated=now, **values
             )
         )
-        return read_deployment(conn, deployment.id)
+        created = read_deployment(conn, deployment.id)
+        _tell(conn, created, "created", now)
+        return created
     conn.execute(
         sa.update(deployment_table)
         .where(deployment_table.c.id == existing["id"])
@@ -64,6 +68,7 @@ def save_deployment(conn: Connection, deployment: Deployment, *, now: datetime) 
     saved = read_deployment(conn, existing["id"])
     if _deployment(existing).schedules != saved.schedules or saved.paused:
         forget_scheduled_runs(conn, saved.id, now=now)
+    _tell(conn, saved, "updated", now)
     return saved
 
 
@@ -72,7 +77,7 @@ def set_deployment_paused(
 ) -> Deployment:
     """A paused deployment's schedules make no new runs, and the future runs they made go;
     runs asked for still run. Resuming it lets the next scheduler tick make runs again."""
-    read_deployment(conn, deployment_id)
+    was_paused = read_deployment(conn, deployment_id).paused
     conn.execute(
         sa.update(deployment_table)
         .where(deployment_table.c.id == deployment_id)
@@ -80,7 +85,27 @@ def set_deployment_paused(
     )
     if paused:
         forget_scheduled_runs(conn, deployment_id, now=now)
-    return read_deployment(conn, deployment_id)
+    changed = read_deployment(conn, deployment_id)
+    if was_paused != paused:
+        _tell(conn, changed, "paused" if paused else "resumed", now)
+    return changed
+
+
+def _tell(conn: Connection, dep: Deployment, what: str, now: datetime) -> None:
+    """The event of a deployment created, updated, paused or resumed."""
+    emit(
+        conn,
+        f"anabranch.deployment.{what}",
+        {RESOURCE_ID: f"anabranch.deployment.{dep.id}", RESOURCE_NAME: dep.full_name},
+        now=now,
+        related=[
+            {
+                RESOURCE_ID: f"anabranch.flow.{dep.flow_name}",
+                RESOURCE_ROLE: "flow",
+                RESOURCE_NAME: dep.flow_name,
+            }
+        ],
+    )
 
 
 def forget_scheduled_runs(conn: Connection, deployment_id: uuid.UUID, *, now: datetime) -> int:

@@ -23,7 +23,7 @@ from anabranch.database.models import worker as worker_table
 from anabranch.orchestration import deployments, runs
 from anabranch.orchestration.late_runs import apply_late_run_policies
 from anabranch.orchestration.transitions import set_state
-from anabranch.orchestration.work_pools import ACTIVE, active_counts, pool_missing
+from anabranch.orchestration.work_pools import ACTIVE, active_counts, pool_missing, tell_worker
 from anabranch.schemas import StateType
 from anabranch.schemas.deployments import DispatchedRun, WorkerPoll, WorkerPollAnswer
 
@@ -236,21 +236,28 @@ def _cancelling(conn: Connection, run_ids: Sequence[uuid.UUID]) -> list[uuid.UUI
 
 
 def _record_worker(conn: Connection, work_pool_name: str, poll: WorkerPoll, now: datetime) -> None:
-    updated = conn.execute(
-        sa.update(worker_table)
-        .where(
-            worker_table.c.work_pool_name == work_pool_name,
-            worker_table.c.name == poll.worker_name,
-        )
-        .values(last_heartbeat=now, limit=poll.worker_limit)
-    ).rowcount
-    if not updated:
+    """Its heartbeat; a worker new to the pool, or back after being told offline, is told
+    online (an event)."""
+    this_worker = (
+        worker_table.c.work_pool_name == work_pool_name,
+        worker_table.c.name == poll.worker_name,
+    )
+    offline = conn.execute(sa.select(worker_table.c.offline).where(*this_worker)).scalar()
+    if offline is None:
         conn.execute(
             sa.insert(worker_table).values(
                 id=new_id(), work_pool_name=work_pool_name, name=poll.worker_name,
                 limit=poll.worker_limit, last_heartbeat=now,
             )
         )
+    else:
+        conn.execute(
+            sa.update(worker_table)
+            .where(*this_worker)
+            .values(last_heartbeat=now, limit=poll.worker_limit, offline=False)
+        )
+    if offline is not False:
+        tell_worker(conn, work_pool_name, poll.worker_name, "online", now)
 
 
 def _lock_pool(conn: Connection, name: str) -> Any:

@@ -19,11 +19,13 @@ from anabranch._validation import check_name
 from anabranch.database.models import flow_run, work_pool, work_queue
 from anabranch.database.models import worker as worker_table
 from anabranch.exceptions import InvalidWorkPool, ObjectNotFound
+from anabranch.orchestration.events import emit
 from anabranch.orchestration.queues import DEFAULT_QUEUE, insert_queue
 from anabranch.orchestration.queues import queue_row as _queue_row
 from anabranch.schemas import StateType
 from anabranch.schemas.concurrency import MAX_STORED_INT
 from anabranch.schemas.deployments import Worker, WorkPool, WorkQueue
+from anabranch.schemas.events import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE
 from anabranch.schemas.unset import UNSET
 
 # A worker is online while it has polled within this many seconds.
@@ -301,3 +303,44 @@ def _check_limit(limit: int | None) -> None:
         )
 
 
+
+
+def mark_workers_offline(conn: Connection, *, now: datetime) -> int:
+    """Tell (an event) each worker that has gone silent for WORKER_ONLINE_SECONDS; how
+    many. Idempotent: a worker is told once, until it polls again."""
+    silent = conn.execute(
+        sa.select(worker_table.c.work_pool_name, worker_table.c.name).where(
+            worker_table.c.offline.is_(False),
+            worker_table.c.last_heartbeat < now - timedelta(seconds=WORKER_ONLINE_SECONDS),
+        )
+    ).all()
+    for pool_name, name in silent:
+        told = conn.execute(
+            sa.update(worker_table)
+            .where(
+                worker_table.c.work_pool_name == pool_name,
+                worker_table.c.name == name,
+                worker_table.c.offline.is_(False),
+            )
+            .values(offline=True)
+        ).rowcount
+        if told:
+            tell_worker(conn, pool_name, name, "offline", now)
+    return len(silent)
+
+
+def tell_worker(conn: Connection, pool_name: str, name: str, what: str, now: datetime) -> None:
+    """The event of a worker coming online or going offline."""
+    emit(
+        conn,
+        f"anabranch.worker.{what}",
+        {RESOURCE_ID: f"anabranch.worker.{pool_name}/{name}", RESOURCE_NAME: name},
+        now=now,
+        related=[
+            {
+                RESOURCE_ID: f"anabranch.work-pool.{pool_name}",
+                RESOURCE_ROLE: "work-pool",
+                RESOURCE_NAME: pool_name,
+            }
+        ],
+    )

@@ -27,7 +27,9 @@ from anabranch.server.waiting import ChangeFeed
 from anabranch.settings import get_settings
 
 
-def create_app(database_url: str | None = None, api_key: str | None = None) -> FastAPI:
+def create_app(
+    database_url: str | None = None, api_key: str | None = None, ui_url: str | None = None
+) -> FastAPI:
     """The API application over ``database_url`` (default: ANABRANCH_DATABASE_URL, else the
     SQLite file in ANABRANCH_HOME).
 
@@ -35,7 +37,8 @@ def create_app(database_url: str | None = None, api_key: str | None = None) -> F
     the API docs must carry ``Authorization: Bearer <key>``, checked before any body byte is
     read; bodies are bounded in size and arrival time (ANABRANCH_SERVER_MAX_BODY_BYTES,
     ANABRANCH_SERVER_BODY_TIMEOUT_SECONDS; see server/limits.py). The database is migrated
-    when the application starts, before it answers any request.
+    when the application starts, before it answers any request. ``ui_url`` (default:
+    ANABRANCH_UI_URL) is the UI's address for the links notifications carry.
     """
     settings = get_settings()
     url = database_url or settings.resolved_database_url
@@ -48,7 +51,7 @@ def create_app(database_url: str | None = None, api_key: str | None = None) -> F
         app.state.feed = ChangeFeed()
         app.state.run_watcher = RunWatcher(app.state.client)
         async with anyio.create_task_group() as background:
-            services.start(background, app.state.client, settings)
+            services.start(background, app.state.client, settings, ui_url)
             background.start_soon(app.state.run_watcher.run)
             try:
                 yield

@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from anabranch.exceptions import (
     AnabranchError,
     InvalidStateTransition,
+    ObjectAlreadyExists,
     ObjectNotFound,
     RunAlreadyFinal,
     StoreUnavailable,
@@ -40,6 +41,7 @@ logger = logging.getLogger("anabranch.server")
 _STATUS: dict[type[AnabranchError], int] = {
     ObjectNotFound: status.HTTP_404_NOT_FOUND,
     InvalidStateTransition: status.HTTP_409_CONFLICT,
+    ObjectAlreadyExists: status.HTTP_409_CONFLICT,
     RunAlreadyFinal: status.HTTP_409_CONFLICT,
     StoreUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
     StoreUnusable: status.HTTP_503_SERVICE_UNAVAILABLE,

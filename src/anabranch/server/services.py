@@ -1,5 +1,6 @@
-"""Background services started with the app: the lease reaper, zombie detection and the
-scheduler (upcoming runs of scheduled deployments, overdue runs marked Late).
+"""Background services started with the app: the lease reaper, zombie detection, the
+scheduler (upcoming runs of scheduled deployments, overdue runs marked Late) and the
+automations (``automations.service``).
 
 All are idempotent (delete what expired, crash what went silent, make the run with a given
 idempotency key), so every replica of the server may run them; no replica depends on another.
@@ -21,7 +22,9 @@ from anyio.abc import TaskGroup
 
 from anabranch import _clock
 from anabranch.client.embedded import EmbeddedClient
+from anabranch.orchestration.work_pools import mark_workers_offline
 from anabranch.orchestration.zombies import silence_limit
+from anabranch.server.automations.service import AutomationServices
 
 logger = logging.getLogger("anabranch.server")
 
@@ -31,12 +34,19 @@ REAP_INTERVAL_SECONDS = 5.0
 RECONNECT_SECONDS = 10.0
 
 
-def start(group: TaskGroup, client: EmbeddedClient, settings: Any) -> None:
+def start(
+    group: TaskGroup, client: EmbeddedClient, settings: Any, ui_url: str | None = None
+) -> None:
     """Start every service in ``group``; they stop when the group is cancelled."""
+    AutomationServices(client, settings, ui_url or settings.ui_url).start(group)
     group.start_soon(_every, REAP_INTERVAL_SECONDS, "lease reaper", client.reap_concurrency_leases)
     detector = ZombieDetector(client, silence_limit(settings.heartbeat_seconds))
     group.start_soon(_every, settings.heartbeat_seconds, "zombie detection", detector.run)
     group.start_soon(_every, settings.scheduler_seconds, "scheduler", client.schedule_runs)
+    group.start_soon(
+        _every, settings.heartbeat_seconds, "worker watch",
+        lambda: client.run(mark_workers_offline, {}, writes=True),
+    )
 
 
 class ZombieDetector:

@@ -14,7 +14,15 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from anabranch.server.ui import catalog, infrastructure, live, login, runs
+from anabranch.server.ui import (
+    automations,
+    catalog,
+    events,
+    infrastructure,
+    live,
+    login,
+    runs,
+)
 from anabranch.server.ui.live import RunWatcher
 from anabranch.server.ui.render import HERE, assets_built
 
@@ -37,7 +45,7 @@ def install_ui(app: FastAPI) -> None:
                                 status_code=503)
         return
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (login, live, runs, catalog, infrastructure):
+    for module in (login, live, runs, catalog, infrastructure, events, automations):
         app.include_router(module.router)
 
     @app.get(DOCS_PATH, include_in_schema=False)

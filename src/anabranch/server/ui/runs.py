@@ -30,6 +30,9 @@ TABS = ("children", "timeline", "logs", "task-runs", "details")
 RANGES = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
           "30d": timedelta(days=30)}
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+# How long after a run ends its notifications section looks for firings about it: the
+# automations fire on the run's last state a moment after it is written.
+NOTIFYING = timedelta(minutes=2)
 
 router = APIRouter()
 FormFields = Annotated[dict[str, list[str]], Depends(form_fields)]
@@ -126,6 +129,7 @@ def run_page(request: Request, run_id: uuid.UUID, tab: str | None = None) -> Res
     )
     if request.headers.get("hx-target") == "run-header":
         return page(request, "run_header.html", **context)
+    context.update(_notifications(client, run))
     # The first screen shows the tab's first page at once, not after a second request.
     if context["tab"] == "children":
         context.update(_children_page(client, run_id, 1), parent_id=run_id, depth=0)
@@ -192,6 +196,17 @@ def logs(
         level=level, q=q or "", subflows=subflows, follow=follow, levels=list(LEVELS),
         level_name=_level_name,
     )
+
+
+@router.get("/runs/{run_id}/notifications", include_in_schema=False)
+def notifications(request: Request, run_id: uuid.UUID) -> Response:
+    """The run's notifications section again: the automations' firings about it."""
+    client = store(request)
+    try:
+        run = client.read_flow_run(run_id)
+    except ObjectNotFound as exc:
+        return page(request, "notice.html", message=str(exc))
+    return page(request, "run_notifications.html", run=run, **_notifications(client, run))
 
 
 @router.get("/runs/{run_id}/timeline.json", include_in_schema=False)
@@ -268,6 +283,17 @@ def _task_runs_page(client: EmbeddedClient, run_id: uuid.UUID, number: int) -> d
         offset=(number - 1) * PAGE_SIZE,
     )
     return dict(runs=runs[:PAGE_SIZE], more=len(runs) > PAGE_SIZE, page=number)
+
+
+def _notifications(client: EmbeddedClient, run: FlowRun) -> dict[str, Any]:
+    """The firings about a run, and whether its section should look again every few seconds
+    (an action still in flight, or the run just ended); otherwise the section looks again
+    only when the run changes."""
+    firings = client.read_automation_firings(flow_run_id=run.id)
+    in_flight = any(action.status in ("pending", "running")
+                    for firing in firings for action in firing.actions)
+    just_ended = run.end_time is not None and _clock.now() - run.end_time < NOTIFYING
+    return dict(firings=firings, watch_firings=in_flight or just_ended)
 
 
 def _first_tab(summary: ChildSummary) -> str:

@@ -1,0 +1,1 @@
+"""Automations on the server: evaluating triggers and carrying out their actions."""
