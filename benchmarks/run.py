@@ -20,6 +20,7 @@ from typing import Any
 import bench_concurrency
 import bench_deployments
 import bench_server
+import events
 import ui
 from workloads import (
     HERE,
@@ -196,6 +197,13 @@ def section_ui(args: argparse.Namespace, results: dict[str, Any]) -> None:
     print(ui.report(figures))
 
 
+def section_events(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Events and automations: the event trigger's cost, events/s, Failed -> webhook latency."""
+    figures = events.run(timeout=args.timeout, n_tasks=args.n_tasks or 1000)
+    results["events"] = figures
+    print(events.report(figures))
+
+
 SECTIONS: list[tuple[str, Section]] = [
     ("import", section_import_time),
     ("write_batch", section_write_batch),
@@ -204,6 +212,7 @@ SECTIONS: list[tuple[str, Section]] = [
     ("server", section_server),
     ("deployments", section_deployments),
     ("ui", section_ui),
+    ("events", section_events),
 ]
 
 

@@ -13,7 +13,7 @@ from anabranch.automations import CallWebhook, EventTrigger
 from anabranch.client import get_client
 from anabranch.client.recorder import flush_all
 from anabranch.database import write_transaction
-from anabranch.orchestration import triggers
+from anabranch.orchestration import events, triggers
 from anabranch.schemas.automations import AutomationSpec
 from anabranch.schemas.events import Event
 from anabranch.settings import get_settings
@@ -172,3 +172,18 @@ def test_state_changes_are_events_with_their_runs_labels() -> None:
     assert task_event.related_in("tag")[0].id == "anabranch.tag.db"
     by_flow = get_client().read_events(related_ids=["anabranch.flow.nightly"], limit=50)
     assert len(by_flow.events) == 6
+
+
+def test_old_events_are_forgotten_and_the_newest_is_always_kept() -> None:
+    now = _clock.now()
+    for days in (30, 20, 10):
+        emit("app.tick", "app.1", at=now - timedelta(days=days))
+    emit("app.tick", "app.1", at=now - timedelta(days=1))
+    url = get_settings().resolved_database_url
+    with write_transaction(url) as conn:
+        assert events.trim_events(conn, now=now, retention_days=7) == 3
+    kept = get_client().read_events(event_names=["app.tick"]).events
+    assert [e.occurred.date() for e in kept] == [(now - timedelta(days=1)).date()]
+    with write_transaction(url) as conn:  # everything is older: the newest stays
+        assert events.trim_events(conn, now=now + timedelta(days=30), retention_days=7) == 0
+    assert len(get_client().read_events(event_names=["app.tick"]).events) == 1

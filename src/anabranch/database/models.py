@@ -261,9 +261,12 @@ event = sa.Table(
     sa.Column("related", json_column(none_as_null=True), nullable=True),
     sa.Column("payload", json_column(none_as_null=True), nullable=True),
     sa.Column("tx", sa.BigInteger, nullable=True),
-    sa.Index(None, "occurred"),
-    sa.Index(None, "resource_id", "occurred"),
-    sa.Index(None, "tx", "seq"),
+    # Each index is a write per state change, which on SQLite is the writer's own time (the
+    # user's flow's process): there, events of a resource are found by reading, and the old
+    # ones from the start of ``seq`` (rows arrive in about the order they occurred). Only
+    # PostgreSQL writes ``tx``.
+    sa.Index(None, "resource_id", "occurred").ddl_if(dialect="postgresql"),
+    sa.Index(None, "tx", "seq").ddl_if(dialect="postgresql"),
 )
 
 automation = sa.Table(

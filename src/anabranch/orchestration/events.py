@@ -190,15 +190,19 @@ def end_position(conn: Connection) -> dict[str, int]:
 
 
 def trim_events(conn: Connection, *, now: datetime, retention_days: float) -> int:
-    """Forget events older than the retention; how many. The newest event is always kept:
-    on SQLite a new row's ``seq`` follows the highest stored one, and must not go back
-    behind the position a reader already holds."""
-    newest = sa.select(sa.func.max(event.c.seq)).scalar_subquery()
-    return conn.execute(
-        sa.delete(event).where(
-            event.c.occurred < now - timedelta(days=retention_days), event.c.seq < newest
-        )
-    ).rowcount
+    """Forget the events stored before the first one that occurred within the retention;
+    how many. The newest event is always kept: on SQLite a new row's ``seq`` follows the
+    highest stored one, and must not go back behind the position a reader already holds."""
+    cutoff = now - timedelta(days=retention_days)
+    # Read from the oldest on, this stops at the first event to keep (no index on time).
+    first_kept = conn.execute(
+        sa.select(event.c.seq).where(event.c.occurred >= cutoff).order_by(event.c.seq).limit(1)
+    ).scalar()
+    if first_kept is None:
+        first_kept = conn.execute(sa.select(sa.func.max(event.c.seq))).scalar()
+    if first_kept is None:
+        return 0
+    return conn.execute(sa.delete(event).where(event.c.seq < first_kept)).rowcount
 
 
 def complete_events(conn: Connection, rows: Sequence[Any]) -> list[Event]:

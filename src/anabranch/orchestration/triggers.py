@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from anabranch._ids import new_id
 from anabranch.database.models import (
+    automation,
     automation_action,
     automation_bucket,
     automation_firing,
@@ -45,6 +46,10 @@ ROUND_EVENTS = 1000
 def has_trigger_work(conn: Connection, *, now: datetime) -> bool:
     """Whether a round would have anything to do: events past the stored place, or an open
     window whose time is up. A cheap read, so idle servers write nothing."""
+    if conn.execute(
+        sa.select(automation.c.id).where(automation.c.enabled.is_(True)).limit(1)
+    ).first() is None:
+        return False  # the lease's renewal rounds move the place on meanwhile
     row = conn.execute(
         sa.select(service_state.c.position).where(service_state.c.name == SERVICE)
     ).first()
@@ -66,6 +71,10 @@ def evaluate_triggers(
     if position is None:
         return None
     automations = enabled_automations(conn)
+    if not automations:
+        # Nothing to evaluate: skip the events rather than read them.
+        _save_position(conn, end_position(conn))
+        return 0
     patterns = [t.expect | t.after for t in (a.trigger for a in automations)]
 
     def wanted(name: str) -> bool:
@@ -79,12 +88,14 @@ def evaluate_triggers(
                 fired += _consider(conn, automation_, happened, now)
     fired += _close_windows(conn, automations, now)
     _open_standing_windows(conn, automations, now)
-    conn.execute(
-        sa.update(service_state)
-        .where(service_state.c.name == SERVICE)
-        .values(position=new_position)
-    )
+    _save_position(conn, new_position)
     return fired
+
+
+def _save_position(conn: Connection, position: dict[str, int]) -> None:
+    conn.execute(
+        sa.update(service_state).where(service_state.c.name == SERVICE).values(position=position)
+    )
 
 
 # Events that occurred a little before an automation was made still count for it: the

@@ -20,12 +20,9 @@ depends_on = None
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 _TIMESTAMP = sa.DateTime(timezone=True)
 
-# On SQLite a row trigger (cheap there: no statement-level triggers exist); ids are stored
-# as 32 hex digits, and a resource id carries the usual hyphenated form.
-_SQLITE_RUN_KIND = (
-    "CASE WHEN EXISTS (SELECT 1 FROM flow_run WHERE flow_run.id = NEW.run_id) "
-    "THEN 'flow-run' ELSE 'task-run' END"
-)
+# On SQLite a row trigger (cheap there: no statement-level triggers exist) that looks the
+# run up once; ids are stored as 32 hex digits, and a resource id carries the usual
+# hyphenated form. (``WHERE true`` lets SQLite read ON CONFLICT as the upsert clause.)
 _SQLITE_HYPHENATED = (
     "substr(NEW.run_id, 1, 8) || '-' || substr(NEW.run_id, 9, 4) || '-' || "
     "substr(NEW.run_id, 13, 4) || '-' || substr(NEW.run_id, 17, 4) || '-' || "
@@ -35,11 +32,13 @@ _SQLITE_TRIGGER = f"""
 CREATE TRIGGER run_state_event AFTER INSERT ON run_state
 BEGIN
     INSERT INTO event (id, occurred, event, resource_id)
-    VALUES (
-        NEW.id, NEW.timestamp,
-        'anabranch.' || {_SQLITE_RUN_KIND} || '.' || NEW.name,
-        'anabranch.' || {_SQLITE_RUN_KIND} || '.' || {_SQLITE_HYPHENATED}
+    SELECT NEW.id, NEW.timestamp, 'anabranch.' || kind || '.' || NEW.name,
+           'anabranch.' || kind || '.' || {_SQLITE_HYPHENATED}
+    FROM (
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM flow_run WHERE flow_run.id = NEW.run_id)
+               THEN 'flow-run' ELSE 'task-run' END AS kind
     )
+    WHERE true
     ON CONFLICT (id) DO NOTHING;
 END
 """
@@ -83,9 +82,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name="pk_event"),
         sa.UniqueConstraint("id", name="uq_event_id"),
     )
-    op.create_index("ix_event_occurred", "event", ["occurred"])
-    op.create_index("ix_event_resource_id_occurred", "event", ["resource_id", "occurred"])
-    op.create_index("ix_event_tx_seq", "event", ["tx", "seq"])
+    if op.get_bind().dialect.name == "postgresql":
+        op.create_index("ix_event_resource_id_occurred", "event", ["resource_id", "occurred"])
+        op.create_index("ix_event_tx_seq", "event", ["tx", "seq"])
     op.create_table(
         "automation",
         sa.Column("id", sa.Uuid(), nullable=False),
