@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 # SQLAlchemy's own mask (render_as_string(hide_password=True)), so every printed URL agrees.
-_MASK = "***"
+MASK = "***"
 # Query parameters that carry a secret (psycopg takes ?password=, some URLs a token).
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pwd|secret|token|api_key)=)[^&,]*")
 
@@ -22,7 +22,7 @@ def mask_passwords(text: str) -> str:
     """``text`` with the password of every URL in it (``scheme://user:password@host`` or
     ``?password=``; comma-separated lists too) replaced by ``***``."""
     masked = ",".join(_mask_url(part) for part in text.split(","))
-    return _SECRET_QUERY.sub(rf"\g<1>{_MASK}", masked)
+    return _SECRET_QUERY.sub(rf"\g<1>{MASK}", masked)
 
 
 def _mask_url(url: str) -> str:
@@ -34,7 +34,7 @@ def _mask_url(url: str) -> str:
         return url
     userinfo, _, host = parts.netloc.rpartition("@")
     user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:{_MASK}@{host}"))
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
 
 
 def _mask_userinfo_text(url: str) -> str:
@@ -42,7 +42,7 @@ def _mask_userinfo_text(url: str) -> str:
     userinfo, at, host = rest.rpartition("@")
     if not sep or not at or ":" not in userinfo:
         return url
-    return f"{scheme}://{userinfo.partition(':')[0]}:{_MASK}@{host}"
+    return f"{scheme}://{userinfo.partition(':')[0]}:{MASK}@{host}"
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _HOSTNAME = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\.?")
@@ -60,15 +60,15 @@ def mask_url(url: str) -> str:
     """
     scheme, sep, rest = url.partition("://")
     if not sep or not _SCHEME.fullmatch(scheme):
-        return _MASK if url else url
+        return MASK if url else url
     end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
     authority, tail = rest[:end], rest[end:]
     userinfo, at, hostport = authority.rpartition("@")
-    user = f"{userinfo.partition(':')[0]}:{_MASK}@" if ":" in userinfo else userinfo + at
+    user = f"{userinfo.partition(':')[0]}:{MASK}@" if ":" in userinfo else userinfo + at
     host = _host_and_port(hostport)
     if host is None:
-        return f"{scheme}://{user}{_MASK}"
-    return f"{scheme}://{user}{host}{tail if tail in ('', '/') else '/' + _MASK}"
+        return f"{scheme}://{user}{MASK}"
+    return f"{scheme}://{user}{host}{tail if tail in ('', '/') else '/' + MASK}"
 
 
 def _host_and_port(hostport: str) -> str | None:
@@ -96,12 +96,12 @@ def _is_ip(text: str) -> bool:
 def mask_headers(headers: dict[str, str]) -> dict[str, str]:
     """A copy of ``headers`` with every value ``***`` except Content-Type, Accept and
     User-Agent, which say what is sent, not who may send it."""
-    return {k: v if k.lower() in _HARMLESS_HEADERS else _MASK for k, v in headers.items()}
+    return {k: v if k.lower() in _HARMLESS_HEADERS else MASK for k, v in headers.items()}
 
 
 def is_masked(value: object) -> bool:
     """Whether ``value`` is text a mask here produced (it contains ``***``)."""
-    return isinstance(value, str) and _MASK in value
+    return isinstance(value, str) and MASK in value
 
 
 def mask_action(action: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         "arrive in full; a slower one is refused with 408 and its connection closed."
     )
 
+    secret_key: SecretStr | None = Field(
+        default=None, description="The key that seals automations' notification URLs and "
+        "headers in the database (Fernet); default: one made in $ANABRANCH_HOME/secret.key. "
+        "Every process using one database needs the same key."
+    )
     ui_url: str | None = Field(
         default=None, description="The web UI's address as people reach it, for the links "
         "in notifications; default: the address `anabranch server start` listens on."

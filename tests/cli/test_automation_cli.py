@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from anabranch import flow
+from anabranch._sealed import unseal
 from anabranch.automations import Automation
 from anabranch.client import get_client
 from anabranch.client.recorder import flush_all
@@ -77,7 +78,7 @@ def test_an_update_sending_masked_secrets_back_keeps_the_stored_ones(cli) -> Non
         stored = client.run(
             lambda conn: automation_by_id(conn, automation.id), {}, writes=False
         )
-    assert stored.actions[0].url == SLACK
+    assert unseal(stored.actions[0].url) == SLACK
     assert Automation.read("n").description == "now described"
 
 

@@ -13,7 +13,7 @@ from anabranch.settings import Settings, get_settings
 
 app = typer.Typer(help="Show the effective settings.", no_args_is_help=True)
 
-_SECRET_FIELDS = frozenset({"api_key"})
+_SECRET_FIELDS = frozenset({"api_key", "secret_key"})
 
 
 @app.command()

@@ -34,4 +34,6 @@ class EventOperations:
         ``resource_ids`` (``*`` is a wildcard), related to a resource fitting one of
         ``related_ids``, that occurred between ``since`` and ``until``; oldest first (newest
         first with ``newest_first``), at most ``limit`` (up to 1,000). To follow the feed,
-        pass the page's ``next_after`` back as ``after``."""
+        pass the page's ``next_after`` back as ``after``. With ``related_ids`` a page may
+        hold fewer than ``limit`` although more match: reading stops after 20,000 events,
+        and the next page goes on from there."""

@@ -8,13 +8,15 @@ stored secret, so ``read -> change -> update`` never overwrites a secret with it
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from anabranch._redact import is_masked, mask_action
+from anabranch._redact import MASK, is_masked, mask_action
+from anabranch._sealed import UnsealError, seal, unseal
 from anabranch._validation import check_name
 from anabranch.database.models import automation as automation_table
 from anabranch.database.models import (
@@ -175,7 +177,7 @@ def read_automation_firings(
 
 
 def enabled_automations(conn: Connection) -> list[StoredAutomation]:
-    """The automations to evaluate, secrets included (for the server's services only)."""
+    """The automations to evaluate (their secrets sealed)."""
     rows = conn.execute(
         sa.select(automation_table).where(automation_table.c.enabled.is_(True))
     ).mappings()
@@ -183,7 +185,7 @@ def enabled_automations(conn: Connection) -> list[StoredAutomation]:
 
 
 def automation_by_id(conn: Connection, automation_id: uuid.UUID) -> StoredAutomation | None:
-    """An automation with its secrets (for carrying out its actions), None once deleted."""
+    """An automation by id (its secrets sealed), None once deleted."""
     row = (
         conn.execute(sa.select(automation_table).where(automation_table.c.id == automation_id))
         .mappings()
@@ -208,6 +210,8 @@ def _row(conn: Connection, name: str) -> Any:
 
 
 def _automation(row: Any) -> StoredAutomation:
+    """The stored automation, its actions' secrets sealed (reads mask them, the evaluation
+    does not need them, and delivery unseals each as it sends)."""
     return StoredAutomation.model_validate(
         {
             "id": row["id"],
@@ -229,15 +233,36 @@ def _values(stored: StoredAutomation) -> dict[str, Any]:
         "description": stored.description,
         "enabled": stored.enabled,
         "trigger": dumped["trigger"],
-        "actions": dumped["actions"],
+        "actions": [_with_secrets(action, seal) for action in dumped["actions"]],
         "updated": stored.updated,
     }
 
 
+def _with_secrets(action: dict[str, Any], change: Callable[[str], str]) -> dict[str, Any]:
+    """``action`` (as JSON) with ``change`` applied to its URL and its header values."""
+    changed = dict(action)
+    if isinstance(changed.get("url"), str):
+        changed["url"] = change(changed["url"])
+    if isinstance(changed.get("headers"), dict):
+        changed["headers"] = {k: change(v) for k, v in changed["headers"].items()}
+    return changed
+
+
 def _masked(stored: StoredAutomation) -> StoredAutomation:
     dumped = stored.model_dump(mode="json")
-    dumped["actions"] = [mask_action(action) for action in dumped["actions"]]
+    dumped["actions"] = [
+        mask_action(_with_secrets(action, _unsealed_or_mask)) for action in dumped["actions"]
+    ]
     return StoredAutomation.model_validate(dumped)
+
+
+def _unsealed_or_mask(text: str) -> str:
+    """A sealed secret in the clear (to be masked), or just the mask when this process
+    has another key."""
+    try:
+        return unseal(text)
+    except UnsealError:
+        return MASK
 
 
 def _padded(current: StoredAutomation, count: int) -> list[dict[str, Any] | None]:

@@ -30,8 +30,9 @@ from anabranch.schemas.events import (
 
 FLOW_RUN = "anabranch.flow-run."
 TASK_RUN = "anabranch.task-run."
-# The most events one read returns.
+# The most events one read returns, and reads to fill a page filtered by related resources.
 MAX_PAGE = 1000
+MAX_SCAN = 20_000
 
 
 def emit_events(conn: Connection, events: Sequence[Event], *, now: datetime) -> None:
@@ -114,10 +115,13 @@ def read_events(
     query = query.order_by(event.c.seq.desc() if newest_first else event.c.seq)
     found: list[Event] = []
     last_seq: int | None = None
-    # Related resources are labels of completed events: read on until the page is full.
+    # Related resources are labels of completed events: read on until the page is full, or
+    # MAX_SCAN events were read (the page's ``next_after`` says where to go on).
     scan = limit if not related_ids else limit * 4
-    while len(found) < limit:
+    scanned = 0
+    while len(found) < limit and scanned < MAX_SCAN:
         rows = conn.execute(query.limit(scan)).mappings().all()
+        scanned += len(rows)
         if not rows:
             break
         for row, complete in zip(rows, complete_events(conn, rows), strict=True):

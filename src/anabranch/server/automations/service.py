@@ -18,6 +18,7 @@ from anyio.abc import TaskGroup
 
 from anabranch import _clock
 from anabranch._ids import new_id
+from anabranch._sealed import UnsealError, unseal
 from anabranch.client.embedded import EmbeddedClient
 from anabranch.orchestration import action_queue, events, triggers
 from anabranch.schemas.automations import CallWebhook, SendNotification
@@ -151,7 +152,7 @@ class AutomationServices:
                 self.client.run(
                     action_queue.carry_out_store_action, {"claimed": claimed}, writes=True
                 )
-        except (DeliveryError, TemplateError) as exc:
+        except (DeliveryError, TemplateError, UnsealError) as exc:
             return str(exc)
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"
@@ -167,16 +168,16 @@ class AutomationServices:
         )
         if isinstance(action, SendNotification):
             send_notification(
-                action.url,
+                unseal(action.url),
                 render(action.subject, context),
                 render(action.body, context),
                 timeout=_SEND_TIMEOUT_SECONDS,
             )
         else:
             call_webhook(
-                action.url,
+                unseal(action.url),
                 action.method,
-                action.headers,
+                {name: unseal(value) for name, value in action.headers.items()},
                 render(action.payload, context),
                 timeout=_SEND_TIMEOUT_SECONDS,
             )
