@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import threading
+from collections.abc import MutableSet
 
 _ADJECTIVES = (
     "amber", "brave", "calm", "crimson", "daring", "eager", "fancy", "gentle", "golden",
@@ -16,5 +18,27 @@ _ANIMALS = (
 )
 
 
+_TRIES = 8
+_lock = threading.Lock()
+
+
 def generate_flow_run_name() -> str:
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_ANIMALS)}"
+
+
+def unique_flow_run_name(taken: MutableSet[str]) -> str:
+    """A generated name not in ``taken`` (the names of one root run's tree, so siblings
+    never share one), added to it. Past a few hundred runs the pairs run out, and a
+    number tells them apart: ``crimson-fox-2``."""
+    with _lock:
+        name = generate_flow_run_name()
+        for _ in range(_TRIES):
+            if name not in taken:
+                break
+            name = generate_flow_run_name()
+        base, number = name, 1
+        while name in taken:
+            number += 1
+            name = f"{base}-{number}"
+        taken.add(name)
+        return name

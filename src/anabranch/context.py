@@ -27,6 +27,8 @@ class FlowRunContext:
     recorder: Any
     log_prints: bool = False
     task_run_counters: dict[str, Iterator[int]] = field(default_factory=dict)
+    # The generated names of the flow runs of this root run's tree (one set, shared down).
+    run_names: set[str] = field(default_factory=set)
 
     def next_task_run_index(self, task_key: str) -> int:
         counter = self.task_run_counters.get(task_key)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from anabranch.schemas import StateType
+from anabranch.schemas.deployments import Deployment, WorkerPoll
 from cli_runner import ANABRANCH, ok, one_line_error, run_script
 from flow_files import isolated_imports
 
@@ -420,3 +421,19 @@ def test_run_watch_follows_the_run_to_its_end_on_a_worker(
     assert failed.returncode == 1
     assert "ended Failed" in failed.stderr
     assert "bad row 7" in failed.stderr
+
+
+def test_a_served_deployment_without_its_process_says_so(cli, client) -> None:
+    served = client.save_deployment(
+        Deployment(name="n", flow_name="nightly", entrypoint="flows/sales.py:nightly")
+    )
+    assert "no serve process" in ok(cli("deployment", "ls"))
+    asked = cli("deployment", "run", "nightly/n")
+    assert asked.returncode == 0
+    assert "No process is serving 'nightly/n' (never)" in asked.stderr
+
+    # What a `serve` process's poll does:
+    client.poll_work(None, WorkerPoll(worker_name="serve-1", deployment_ids=[served.id]))
+    listed = ok(cli("deployment", "ls"))
+    assert "served" in listed and "no serve process" not in listed
+    assert "No process is serving" not in cli("deployment", "run", "nightly/n").stderr

@@ -14,7 +14,7 @@ from anabranch._engine.lifecycle import RunLifecycle, drive_async, drive_sync
 from anabranch._engine.parameters import render_run_name
 from anabranch._engine.signals import terminate_as_exception
 from anabranch._engine.slots import RunSlots, implicit_limit_name
-from anabranch._names import generate_flow_run_name
+from anabranch._names import unique_flow_run_name
 from anabranch.client.recorder import Recorder, get_recorder
 from anabranch.concurrency._broker import release_everything
 from anabranch.context import FlowRunContext, TaskRunContext, current_tags, enter_flow_run
@@ -50,6 +50,7 @@ class FlowRunEngine:
             recorder, inherited_prints = flow_ctx.recorder, flow_ctx.log_prints
         else:
             parent_flow_run_id, recorder, inherited_prints = None, get_recorder(), False
+        self.run_names: set[str] = flow_ctx.run_names if flow_ctx is not None else set()
         self.is_root = parent_flow_run_id is None and parent_task_run_id is None
         self.adopted = run is not None
         if self.is_root:
@@ -83,7 +84,7 @@ class FlowRunEngine:
         if flow.flow_run_name is not None:
             name = render_run_name(flow.flow_run_name, parameters, f"Flow {flow.name!r}")
         else:
-            name = generate_flow_run_name()
+            name = unique_flow_run_name(self.run_names)
         return construct(
             FlowRun,
             name=name,
@@ -177,6 +178,7 @@ class FlowRunEngine:
             task_runner=runner,
             recorder=self.recorder,
             log_prints=self.log_prints,
+            run_names=self.run_names,
         )
 
     def _resolved_parameters(self) -> dict[str, Any]:

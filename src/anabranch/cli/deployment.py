@@ -3,6 +3,8 @@ deployments, each addressed as FLOW/DEPLOYMENT."""
 
 from __future__ import annotations
 
+import uuid
+
 import typer
 
 from anabranch import _clock
@@ -87,6 +89,8 @@ def run(
         deployment.id, DeploymentRunRequest(parameters=parameters(param))
     )
     render.deployment_run_created(flow_run, deployment)
+    if deployment.served_offline(_clock.now()):
+        render.served_offline_warning(deployment)
     if watch or limit is not None:
         _watch(client, flow_run, limit)
 
@@ -139,8 +143,24 @@ def backfill(
 def _set_paused(name: str, paused: bool) -> None:
     client = get_client()
     deployment = client.read_deployment_by_name(deployment_name(name))
+    waiting_before = _scheduled_runs(client, deployment.id)
     changed = client.set_deployment_paused(deployment.id, paused)
     render.deployment_changed(changed, "Paused" if paused else "Resumed")
+    if paused:
+        removed = waiting_before - _scheduled_runs(client, deployment.id)
+        render.note(
+            f"Its schedules make no new runs; {removed} upcoming scheduled run(s) they had "
+            "made were removed (runs asked for still run). `anabranch deployment resume "
+            f"{changed.full_name}` lets the schedules make them again."
+            if removed else
+            "Its schedules make no new runs (runs asked for still run)."
+        )
+
+
+def _scheduled_runs(client: AnabranchClient, deployment_id: uuid.UUID) -> int:
+    return len(
+        client.read_flow_runs(deployment_id=deployment_id, state_types=[StateType.SCHEDULED])
+    )
 
 
 def _watch(client: AnabranchClient, flow_run: FlowRun, timeout: float | None) -> None:

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from anabranch import _clock
 from anabranch.schemas import ConcurrencyLimit, FlowRun, LogRecord, State, StateType, TaskRun
 from anabranch.schemas.deployments import Deployment, Schedule, Worker, WorkPool, WorkQueue
 
@@ -59,6 +60,11 @@ def _console(*, stderr: bool = False, soft_wrap: bool = True) -> Console:
 def error(message: str) -> None:
     """One line on stderr; the caller exits 1."""
     _console(stderr=True).print(Text(f"Error: {message}", style="red"))
+
+
+def warning(message: str) -> None:
+    """One line on stderr that something will not go as the user may expect."""
+    _console(stderr=True).print(Text(f"Warning: {message}", style="yellow"))
 
 
 def note(message: str) -> None:
@@ -329,7 +335,7 @@ def deployments_table(deployments: Sequence[Deployment]) -> None:
             Text(deployment.work_pool_name or "-"),
             Text(deployment.work_queue_name or "-"),
             Text("\n".join(map(_schedule, deployment.schedules)) or "-"),
-            _paused_text(deployment.paused),
+            _deployment_status(deployment),
             Text(deployment.entrypoint),
         )
     _console(soft_wrap=False).print(table)
@@ -354,7 +360,7 @@ def deployment_detail(deployment: Deployment) -> None:
     if deployment.max_lateness_seconds is not None:
         late += f" (max lateness {deployment.max_lateness_seconds:g}s)"
     fields.add_row("Late runs", late)
-    fields.add_row("Status", _paused_text(deployment.paused))
+    fields.add_row("Status", _deployment_status(deployment))
     fields.add_row("Created", _local(deployment.created, "%Y-%m-%d %H:%M:%S"))
     fields.add_row("Updated", _local(deployment.updated, "%Y-%m-%d %H:%M:%S"))
     _console(soft_wrap=False).print(fields)
@@ -561,6 +567,27 @@ def _limit(limit: int | None) -> str:
 
 def _of_limit(active: int, limit: int | None) -> str:
     return str(active) if limit is None else f"{active} of {limit}"
+
+
+def _deployment_status(deployment: Deployment) -> Text:
+    """Paused or active; for one served by ``flow.serve()``, whether a process serves it."""
+    status = _paused_text(deployment.paused)
+    if deployment.work_pool_name is None:
+        if deployment.served_offline(_clock.now()):
+            status.append(", no serve process", style="yellow")
+        else:
+            status.append(", served")
+    return status
+
+
+def served_offline_warning(deployment: Deployment) -> None:
+    """Tell that nothing serves the deployment a run was just made for."""
+    seen = deployment.last_polled
+    since = "never" if seen is None else f"last seen {_local(seen, '%Y-%m-%d %H:%M:%S')}"
+    warning(
+        f"No process is serving {deployment.full_name!r} ({since}): the run waits until "
+        f"its `flow.serve()` runs again."
+    )
 
 
 def _paused_text(paused: bool) -> Text:

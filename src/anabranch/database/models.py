@@ -225,6 +225,8 @@ deployment = sa.Table(
     sa.Column("late_run_policy", sa.String(16), nullable=False),
     sa.Column("max_lateness_seconds", sa.Float, nullable=True),
     sa.Column("paused", sa.Boolean, nullable=False),
+    # When a `serve` process serving it last polled (None: never, or served by workers).
+    sa.Column("last_polled", UTCDateTime, nullable=True),
     sa.Column("created", UTCDateTime, nullable=False),
     sa.Column("updated", UTCDateTime, nullable=False),
     sa.UniqueConstraint("flow_name", "name"),

@@ -220,6 +220,7 @@ def _deployment(row: Any) -> Deployment:
         paused=row["paused"],
         created=row["created"],
         updated=row["updated"],
+        last_polled=row["last_polled"],
     )
 
 

@@ -64,6 +64,12 @@ def take_runs(
     else:
         pool = None
         _lock_deployments(conn, poll.deployment_ids)
+        if poll.deployment_ids:
+            conn.execute(
+                sa.update(deployment)
+                .where(deployment.c.id.in_(poll.deployment_ids))
+                .values(last_polled=now)
+            )
     if poll.running:
         conn.execute(
             sa.update(flow_run)

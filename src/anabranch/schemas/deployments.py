@@ -16,6 +16,8 @@ from anabranch.schemas.concurrency import MAX_STORED_INT
 from anabranch.schemas.runs import FlowRun
 
 _LAZY = ConfigDict(defer_build=True)
+# A served deployment is online while its `serve` process has polled within this long.
+SERVE_ONLINE_SECONDS = 30.0
 
 
 class Schedule(BaseModel):
@@ -107,11 +109,21 @@ class Deployment(BaseModel):
     paused: bool = False
     created: datetime = Field(default_factory=_clock.now)
     updated: datetime = Field(default_factory=_clock.now)
+    # Filled in on reads: when a `serve` process serving it last polled.
+    last_polled: datetime | None = None
 
     @field_validator("parameters")
     @classmethod
     def _finite_parameters(cls, value: dict[str, Any]) -> dict[str, Any]:
         return finite_parameters(value)
+
+    def served_offline(self, now: datetime) -> bool:
+        """Served by ``flow.serve()`` (no work pool) and no such process polled lately."""
+        if self.work_pool_name is not None:
+            return False
+        return self.last_polled is None or (now - self.last_polled).total_seconds() > (
+            SERVE_ONLINE_SECONDS
+        )
 
     @property
     def full_name(self) -> str:

@@ -30,10 +30,11 @@ from anabranch.workers import process
 
 logger = logging.getLogger("anabranch.worker")
 
-# How long one poll may wait for work when nothing is running; with runs going it is kept
-# short so that the worker's own limit frees promptly as children exit.
-IDLE_POLL_SECONDS = 5.0
-BUSY_POLL_SECONDS = 1.0
+# How long one poll may wait for work (a long poll: work that arrives ends it at once). A
+# stopping worker waits for its poll to end, so this bounds how long an idle worker takes to
+# stop on Ctrl-C or SIGTERM; with runs going it also lets the worker's own limit free
+# promptly as children exit.
+POLL_SECONDS = 0.8
 # A worker that can not reach the store waits at most this long between attempts.
 MAX_BACKOFF_SECONDS = 15.0
 # Without a limit of its own, a worker asks for at most this many runs per poll (it polls
@@ -122,7 +123,7 @@ class ProcessWorker:
             deployment_ids=self.deployment_ids,
             limit=max(room, 0),
             worker_limit=self.limit,
-            wait=BUSY_POLL_SECONDS if running else IDLE_POLL_SECONDS,
+            wait=POLL_SECONDS,
             running=running,
         )
         try:
@@ -135,7 +136,7 @@ class ProcessWorker:
         except Exception as exc:
             # A server that is restarting: keep the children, try again after a back-off.
             self._backoff = self._backoff or _clock.Backoff(
-                math.inf, first=BUSY_POLL_SECONDS, ceiling=MAX_BACKOFF_SECONDS
+                math.inf, first=POLL_SECONDS, ceiling=MAX_BACKOFF_SECONDS
             )
             delay = self._backoff.next_delay()
             assert delay is not None  # Invariant: a back-off without a budget never runs out
@@ -239,7 +240,7 @@ class ProcessWorker:
     def _heartbeat_until_one_exits(self, running: list[uuid.UUID]) -> None:
         """Keep the children's runs alive in the store (and honour cancellations) while
         waiting for them to end, taking no new work."""
-        while not self._child_exited.wait(BUSY_POLL_SECONDS):
+        while not self._child_exited.wait(POLL_SECONDS):
             poll = WorkerPoll(
                 worker_name=self.name, deployment_ids=self.deployment_ids, limit=0,
                 running=running, returned=self._returned,

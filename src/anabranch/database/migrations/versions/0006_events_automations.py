@@ -1,5 +1,6 @@
 """Events (a state change's event derived by a trigger on run_state), automations, their
-open windows, firings and actions, the services' places, and workers told offline.
+open windows, firings and actions, the services' places, workers told offline, and when a
+`serve` process last polled for a deployment.
 
 Revision ID: 0006
 Revises: 0005
@@ -159,6 +160,8 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("offline", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+    with op.batch_alter_table("deployment") as batch:
+        batch.add_column(sa.Column("last_polled", _TIMESTAMP, nullable=True))
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER TABLE event ALTER COLUMN tx SET DEFAULT "
                    "(pg_current_xact_id()::text::bigint)")
@@ -174,6 +177,8 @@ def downgrade() -> None:
     ))
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS anabranch_state_events()")
+    with op.batch_alter_table("deployment") as batch:
+        batch.drop_column("last_polled")
     with op.batch_alter_table("worker") as batch:
         batch.drop_column("offline")
     for table in (
