@@ -22,6 +22,7 @@ from anabranch.client.embedded import EmbeddedClient
 from anabranch.client.http import AsyncHTTPClient, HTTPClient
 from anabranch.operations import OPERATIONS
 from anabranch.schemas import FlowRun, RecordBatch, State, StateType
+from anabranch.schemas.automations import AutomationSpec, CallWebhook, EventTrigger
 from anabranch.schemas.deployments import Deployment, DeploymentRunRequest
 from server_harness import Server
 
@@ -82,6 +83,16 @@ def _unknown_parameter(client: Any) -> None:
     )
 
 
+def _second_automation_of_a_name(client: Any) -> None:
+    spec = AutomationSpec(
+        name=f"twice-{uuid.uuid4().hex[:8]}",
+        trigger=EventTrigger(expect={"anabranch.flow-run.Failed"}),
+        actions=[CallWebhook(url="http://127.0.0.1:9/hook")],
+    )
+    client.create_automation(spec)
+    client.create_automation(spec)
+
+
 SCENARIOS: dict[type[Exception], Scenario] = {
     exceptions.ObjectNotFound: lambda c: c.read_flow_run(uuid.UUID(int=7)),
     exceptions.UnknownConcurrencyLimit: lambda c: c.read_concurrency_limit("no such limit"),
@@ -94,6 +105,7 @@ SCENARIOS: dict[type[Exception], Scenario] = {
         Deployment(name="..", flow_name="etl", entrypoint="flows.py:etl")
     ),
     exceptions.InvalidParameters: _unknown_parameter,
+    exceptions.ObjectAlreadyExists: _second_automation_of_a_name,
 }
 
 

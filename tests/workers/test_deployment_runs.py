@@ -226,6 +226,8 @@ def test_a_failing_child_stops_the_sequential_parent_there_and_fails_it(
     assert result.returncode != 0
     assert "transform-load/dev" in result.stderr
     assert "Non-deterministic error has occured." in result.stderr
+    # The failure is told without an unrelated exception chained to it.
+    assert "no running event loop" not in result.stderr
     (parent,) = client.read_flow_runs(flow_name="orchestrate")
     assert parent.state.type is StateType.FAILED
     assert "transform-load" in parent.state.message

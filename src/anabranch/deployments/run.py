@@ -82,11 +82,19 @@ def run_deployment(
         return _run(name, request, timeout, min(poll_interval, _WAIT_SLICE_SECONDS),
                     raise_on_failure, log)
 
+    if not _in_event_loop():
+        # Called outside the except clause: a failure of the call must not be chained to
+        # the "no running event loop" that told us there is no loop.
+        return call()
+    return asyncio.to_thread(call)
+
+
+def _in_event_loop() -> bool:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return call()
-    return asyncio.to_thread(call)
+        return False
+    return True
 
 
 def _run(
