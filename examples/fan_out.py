@@ -41,3 +41,12 @@ if __name__ == "__main__":
     run_id, _ = parent()
     cli = Path(sys.executable).with_name("anabranch")
     subprocess.run([str(cli), "flow-run", "inspect", str(run_id)], check=True)
+    commands = [
+        (f".venv/bin/anabranch flow-run logs {run_id}", "this run's log lines"),
+        (".venv/bin/anabranch flow-run ls", "every run, newest first"),
+        (".venv/bin/anabranch server start", "then http://127.0.0.1:4200/ shows them in the UI"),
+    ]
+    width = max(len(command) for command, _ in commands)
+    print("\nWhat to try next:")
+    for command, what in commands:
+        print(f"  {command.ljust(width)}  # {what}")

@@ -55,6 +55,13 @@ def start(
     print(f"anabranch server: database {shown}", flush=True)
     if settings.api_key:
         print("anabranch server: API key required (ANABRANCH_API_KEY is set)", flush=True)
+    if settings.secret_key is None:
+        print(
+            f"anabranch server: automations' secrets sealed with the key in "
+            f"{settings.home_path / 'secret.key'}; replicas on one database need one key "
+            "(ANABRANCH_SECRET_KEY)",
+            flush=True,
+        )
     print(f"anabranch server: clients connect with ANABRANCH_API_URL={api}", flush=True)
     api_app = create_app(url, ui_url=settings.ui_url or site)
     # Everything imported and built so far lives as long as the process: leave it out of
