@@ -20,6 +20,10 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; defaults to SQLite at $ANABRANCH_HOME."
     )
     logging_level: str = Field(default="INFO", description="Level of the console run logs.")
+    logging_engine_frames: bool = Field(
+        default=False, description="Show anabranch's own frames in the tracebacks of failed "
+        "runs (they are folded out by default, leaving the user's code)."
+    )
     results_storage: str | None = Field(
         default=None, description="Default result storage path or fsspec URL."
     )

@@ -17,6 +17,7 @@ from typing import Any
 from anabranch import _clock
 from anabranch._engine import active, cancellation
 from anabranch._engine.timeouts import call_with_timeout
+from anabranch._engine.tracebacks import first_to_log, fold_engine_frames
 from anabranch.exceptions import CancelledRun, CrashedRun, RunTimeoutError, SerializationError
 from anabranch.results import ResultRef
 from anabranch.results.storage import ResultStore, result_store, trust_result_storage
@@ -173,7 +174,12 @@ class RunLifecycle:
         self.set_state(Crashed(message, data=CrashedRun(message)))
 
     def _finish_failed(self, exc: Exception, state: State) -> State:
-        self.logger.error("%s", state.message, exc_info=(type(exc), exc, exc.__traceback__))
+        fold_engine_frames(exc)
+        if first_to_log(exc):
+            self.logger.error("%s", state.message, exc_info=(type(exc), exc, exc.__traceback__))
+        else:
+            self.logger.error("%s (its traceback is logged above, by the run it came from)",
+                              state.message)
         state = self.set_state(state)
         self._after_final(state)
         return state
