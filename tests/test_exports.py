@@ -61,7 +61,8 @@ CLIENT_METHODS = [
     "read_flow_runs(*, limit=None, offset=0, state_types=None, state_names=None, "
     "flow_name=None, parent_flow_run_id=None, tags=None, started_after=None, "
     "started_before=None, created_after=None, created_before=None, root_only=False, "
-    "deployment_id=None, work_pool_name=None, name_contains=None, failed_first=False)",
+    "deployment_id=None, work_pool_name=None, name_contains=None, failed_first=False, "
+    "id_prefix=None)",
     "read_task_runs(*, flow_run_id=None, limit=None, offset=0, state_types=None, "
     "failed_first=False)",
     "read_task_run(task_run_id)",

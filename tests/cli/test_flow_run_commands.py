@@ -110,13 +110,35 @@ def test_an_unknown_id_exits_1_with_one_line_naming_it(anabranch) -> None:
         )
 
 
-def test_a_malformed_id_exits_1_with_one_line_saying_what_an_id_looks_like(anabranch) -> None:
+def test_an_unknown_id_start_or_name_exits_1_with_one_line(anabranch) -> None:
     result = anabranch("flow-run", "inspect", "not-an-id")
 
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1
-    assert "'not-an-id' is not a flow run id" in result.stderr
+    assert "No flow run has the id, id start or name 'not-an-id'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_run_is_found_by_the_start_of_its_id_or_by_its_name(anabranch, runs) -> None:
+    etl = runs["etl"]
+    # Ids are UUIDv7: their first digits are the time they were made, so runs made in the
+    # same millisecond share them, and a unique start is longer than git's.
+    by_prefix = anabranch("flow-run", "inspect", str(etl.id)[:30])
+    by_name = anabranch("flow-run", "logs", etl.name)
+
+    assert by_prefix.returncode == 0, by_prefix.stderr
+    assert etl.name in by_prefix.stdout
+    assert by_name.returncode == 0, by_name.stderr
+
+
+def test_an_id_start_several_runs_share_names_them(anabranch, runs) -> None:
+    # The runs were made in one go: their UUIDv7 ids share their first digits.
+    shared = str(runs["etl"].id)[:4]
+    result = anabranch("flow-run", "inspect", shared)
+
+    assert result.returncode == 1
+    assert f"'{shared}' fits several flow runs:" in result.stderr
+    assert "give more of the id" in result.stderr
 
 
 def test_version_prints_the_installed_version(anabranch) -> None:

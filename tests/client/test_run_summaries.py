@@ -8,6 +8,8 @@ import logging
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from anabranch.client.base import AnabranchClient
 from anabranch.schemas import FlowRun, LogRecord, RecordBatch, State, StateType, TaskRun
 from client.conftest import store_runs
@@ -150,3 +152,15 @@ def test_runs_changed_since_a_moment_name_their_parent(client: AnabranchClient) 
     later = max(change.updated for change in changed.values())
     assert all(c.flow_run_id not in changed or c.updated > later
                for c in client.read_run_changes(since=later))
+
+
+def test_a_run_is_found_by_the_start_of_its_id(client: AnabranchClient) -> None:
+    flow = f"prefix-{uuid.uuid4().hex[:8]}"
+    runs = [FlowRun(name=f"r{i}", flow_name=flow) for i in range(3)]
+    client.write_batch(RecordBatch(flow_runs=runs))
+    target = runs[1]
+    for start in (str(target.id)[:30], target.id.hex[:26].upper()):
+        assert [r.id for r in client.read_flow_runs(id_prefix=start)] == [target.id]
+    assert len(client.read_flow_runs(id_prefix=str(target.id)[:4], flow_name=flow)) == 3
+    with pytest.raises(ValueError, match="not the start of a run id"):
+        client.read_flow_runs(id_prefix="zz-top")

@@ -14,6 +14,13 @@ from anabranch.cli.options import whole_number
 from anabranch.client import AnabranchClient, get_client, upkeep
 from anabranch.schemas import FlowRun, StateType
 
+# The shortest id start looked up, and how many candidates an ambiguous one names.
+_MIN_PREFIX = 4
+_SHOWN = 5
+_RUN = typer.Argument(
+    ..., metavar="ID", help="The run's id, the start of it (at least 4 digits), or its name."
+)
+
 app = typer.Typer(help="List and inspect flow runs and read their logs.", no_args_is_help=True)
 
 
@@ -67,10 +74,10 @@ def ls(
 
 
 @app.command()
-def inspect(flow_run_id: str = typer.Argument(..., metavar="ID"), output: Output = _OUTPUT) -> None:
+def inspect(flow_run_id: str = _RUN, output: Output = _OUTPUT) -> None:
     """Show a flow run with its task runs and subflow runs, nested."""
     client = _up_to_date_store()
-    node = _gather(client, client.read_flow_run(_parse_id(flow_run_id)))
+    node = _gather(client, client.read_flow_run(_find_run(client, flow_run_id)))
     if output is Output.json:
         render.print_json(render.tree_json(node))
     else:
@@ -78,10 +85,10 @@ def inspect(flow_run_id: str = typer.Argument(..., metavar="ID"), output: Output
 
 
 @app.command()
-def logs(flow_run_id: str = typer.Argument(..., metavar="ID")) -> None:
+def logs(flow_run_id: str = _RUN) -> None:
     """Print a flow run's logs, including its task runs', oldest first."""
     client = _up_to_date_store()
-    flow_run = client.read_flow_run(_parse_id(flow_run_id))
+    flow_run = client.read_flow_run(_find_run(client, flow_run_id))
     records = client.read_logs(flow_run_id=flow_run.id)
     if not records:
         render.note(f"Flow run {flow_run.id} has no logs.")
@@ -99,15 +106,32 @@ def _up_to_date_store() -> AnabranchClient:
     return get_client()
 
 
-def _parse_id(value: str) -> uuid.UUID:
+def _find_run(client: AnabranchClient, value: str) -> uuid.UUID:
+    """The flow run ``value`` names: its id, the start of its id (as `flow-run ls` shows
+    it, at least 4 digits), or its name; one line naming the candidates when several fit."""
     try:
         return uuid.UUID(value)
     except ValueError:
+        pass
+    found: list[FlowRun] = []
+    digits = value.replace("-", "")
+    if len(digits) >= _MIN_PREFIX and all(c in "0123456789abcdefABCDEF" for c in digits):
+        found = client.read_flow_runs(id_prefix=value, limit=_SHOWN + 1)
+    if not found:
+        named = client.read_flow_runs(name_contains=value, limit=1000)
+        found = [run for run in named if run.name == value]
+    if len(found) == 1:
+        return found[0].id
+    if not found:
         render.error(
-            f"{value!r} is not a flow run id: ids are UUIDs like "
-            "3f2b6a1e-8c4d-4e7f-9a0b-1c2d3e4f5a6b; `anabranch flow-run ls` lists them."
+            f"No flow run has the id, id start or name {value!r}; `anabranch flow-run ls` "
+            "lists them."
         )
-        raise typer.Exit(1) from None
+    else:
+        shown = ", ".join(f"{run.id} ({run.name})" for run in found[:_SHOWN])
+        more = " and more" if len(found) > _SHOWN else ""
+        render.error(f"{value!r} fits several flow runs: {shown}{more}; give more of the id.")
+    raise typer.Exit(1)
 
 
 def _parse_time(value: str | None, option: str) -> datetime | None:
@@ -161,7 +185,7 @@ def _start_order(node: render.RunNode) -> Any:
 
 @app.command()
 def cancel(
-    flow_run_id: str = typer.Argument(..., metavar="ID"),
+    flow_run_id: str = _RUN,
     descendants: bool = typer.Option(
         False, "--descendants",
         help="Also when the run has ended: cancel the runs it started that still go on.",
@@ -172,6 +196,6 @@ def cancel(
     Runs that never started are Cancelled at once, running ones Cancelling until their
     worker stops them."""
     client = get_client()
-    run_id = _parse_id(flow_run_id)
+    run_id = _find_run(client, flow_run_id)
     cancelled = client.cancel_flow_run(run_id, descendants=descendants)
     render.flow_runs_cancelled(run_id, [client.read_flow_run(i) for i in cancelled])

@@ -62,12 +62,14 @@ class RunOperations:
         work_pool_name: str | None = None,
         name_contains: str | None = None,
         failed_first: bool = False,
+        id_prefix: str | None = None,
     ) -> list[FlowRun]:
         """Flow runs, newest first (failed and crashed first with ``failed_first``),
         filtered by state type, state name (any case), flow name, parent (or only runs
-        without one, ``root_only``), deployment, work pool, name (any case), tags (runs
-        having all of them) and start or creation time (bounds included; timezone-aware
-        datetimes, else ValueError; a run not yet started has no start)."""
+        without one, ``root_only``), deployment, work pool, name (any case), the start of
+        the id (``id_prefix``, hex digits), tags (runs having all of them) and start or
+        creation time (bounds included; timezone-aware datetimes, else ValueError; a run
+        not yet started has no start)."""
 
     @operation("GET", "/task_runs", implementation="runs:read_task_runs")
     def read_task_runs(

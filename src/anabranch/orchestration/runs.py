@@ -112,6 +112,7 @@ def read_flow_runs(
     work_pool_name: str | None = None,
     name_contains: str | None = None,
     failed_first: bool = False,
+    id_prefix: str | None = None,
 ) -> list[FlowRun]:
     """Flow runs, newest first (failed and crashed ones before the rest with
     ``failed_first``); state names match case-insensitively, ``tags`` keeps the runs that
@@ -127,6 +128,8 @@ def read_flow_runs(
         query = query.where(flow_run.c.work_pool_name == work_pool_name)
     if name_contains:
         query = query.where(flow_run.c.name.icontains(name_contains, autoescape=True))
+    if id_prefix is not None:
+        query = query.where(_id_starts_with(conn.dialect.name, id_prefix))
     bounds = (
         ("started_after", started_after, flow_run.c.start_time.__ge__),
         ("started_before", started_before, flow_run.c.start_time.__le__),
@@ -152,6 +155,19 @@ def read_flow_runs(
         order.insert(0, _failed_first(flow_run))
     query = query.order_by(*order).limit(limit).offset(offset)
     return [_flow_run(row) for row in conn.execute(query).mappings()]
+
+
+def _id_starts_with(dialect: str, prefix: str) -> sa.ColumnElement[bool]:
+    """Runs whose id, as hex digits, starts with ``prefix`` (hyphens and case ignored)."""
+    digits = prefix.replace("-", "").lower()
+    if not digits or any(c not in "0123456789abcdef" for c in digits):
+        raise ValueError(f"{prefix!r} is not the start of a run id (hex digits and hyphens).")
+    hex_id: sa.ColumnElement[str]
+    if dialect == "postgresql":
+        hex_id = sa.func.replace(sa.cast(flow_run.c.id, sa.Text), "-", "")
+    else:
+        hex_id = sa.cast(flow_run.c.id, sa.Text)  # stored as 32 hex digits
+    return hex_id.startswith(digits)
 
 
 def _failed_first(table: sa.Table) -> sa.ColumnElement[int]:
