@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import logging
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -12,11 +14,15 @@ import typer
 from anabranch.cli import render
 from anabranch.cli.options import whole_number
 from anabranch.client import AnabranchClient, get_client, upkeep
-from anabranch.schemas import FlowRun, StateType
+from anabranch.schemas import FlowRun, LogRecord, StateType
 
 # The shortest id start looked up, and how many candidates an ambiguous one names.
 _MIN_PREFIX = 4
 _SHOWN = 5
+# Following logs: how often to look, and how many lines already shown to read again (lines
+# from other processes can arrive a little out of order).
+_FOLLOW_POLL_SECONDS = 0.5
+_REREAD_LINES = 500
 _RUN = typer.Argument(
     ..., metavar="ID", help="The run's id, the start of it (at least 4 digits), or its name."
 )
@@ -85,16 +91,77 @@ def inspect(flow_run_id: str = _RUN, output: Output = _OUTPUT) -> None:
 
 
 @app.command()
-def logs(flow_run_id: str = _RUN) -> None:
+def logs(
+    flow_run_id: str = _RUN,
+    with_subflows: bool = typer.Option(
+        False, "--with-subflows", help="Also the logs of its subflow runs, at any depth."
+    ),
+    level: str = typer.Option(
+        "DEBUG", "--level", metavar="LEVEL",
+        help="Only lines at this level or above (DEBUG, INFO, WARNING, ERROR, CRITICAL).",
+    ),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Keep printing new lines until the run ends (or Ctrl-C)."
+    ),
+) -> None:
     """Print a flow run's logs, including its task runs', oldest first."""
+    min_level = _level(level)
     client = _up_to_date_store()
     flow_run = client.read_flow_run(_find_run(client, flow_run_id))
-    records = client.read_logs(flow_run_id=flow_run.id)
-    if not records:
-        render.note(f"Flow run {flow_run.id} has no logs.")
-        return
-    task_names = {run.id: run.name for run in client.read_task_runs(flow_run_id=flow_run.id)}
-    render.log_lines(records, flow_run, task_names)
+    shown: set[uuid.UUID] = set()
+    names = _RunNames(client)
+    while True:
+        ended = flow_run.state is not None and flow_run.state.is_final()
+        records = client.read_logs(
+            flow_run_id=flow_run.id, include_subflows=with_subflows, min_level=min_level,
+            offset=max(0, len(shown) - _REREAD_LINES),
+        )
+        new = [record for record in records if record.id not in shown]
+        if new:
+            render.log_lines(new, names.flow_runs(new), names.task_runs(new))
+            shown.update(record.id for record in new)
+        if not follow or ended:
+            break
+        try:
+            time.sleep(_FOLLOW_POLL_SECONDS)
+        except KeyboardInterrupt:
+            return
+        flow_run = client.read_flow_run(flow_run.id)
+    if not shown:
+        render.note(f"Flow run {flow_run.id} has no logs" + (
+            "." if min_level <= logging.DEBUG else f" at {level.upper()} or above."
+        ))
+
+
+class _RunNames:
+    """The names of the runs log lines come from, read once each."""
+
+    def __init__(self, client: AnabranchClient) -> None:
+        self.client = client
+        self.flows: dict[uuid.UUID, str] = {}
+        self.tasks: dict[uuid.UUID, str] = {}
+
+    def flow_runs(self, records: list[LogRecord]) -> dict[uuid.UUID, str]:
+        for flow_run_id in {r.flow_run_id for r in records if r.flow_run_id} - set(self.flows):
+            self.flows[flow_run_id] = self.client.read_flow_run(flow_run_id).name
+            for task_run in self.client.read_task_runs(flow_run_id=flow_run_id):
+                self.tasks[task_run.id] = task_run.name
+        return self.flows
+
+    def task_runs(self, records: list[LogRecord]) -> dict[uuid.UUID, str]:
+        missing = {r.task_run_id for r in records if r.task_run_id} - set(self.tasks)
+        for task_run_id in missing:
+            self.tasks[task_run_id] = self.client.read_task_run(task_run_id).name
+        return self.tasks
+
+
+def _level(name: str) -> int:
+    number = logging.getLevelName(name.strip().upper())
+    if not isinstance(number, int):
+        render.error(f"--level {name!r} is not a level; use DEBUG, INFO, WARNING, ERROR or "
+                     "CRITICAL.")
+        raise typer.Exit(1)
+    return number
 
 
 def _up_to_date_store() -> AnabranchClient:

@@ -123,14 +123,17 @@ def run_tree(node: RunNode) -> None:
 
 
 def log_lines(
-    logs: Iterable[LogRecord], flow_run: FlowRun, task_names: dict[uuid.UUID, str]
+    logs: Iterable[LogRecord],
+    flow_names: dict[uuid.UUID, str],
+    task_names: dict[uuid.UUID, str],
 ) -> None:
     """``HH:MM:SS.mmm | LEVEL   | Task run 'name' - message``, in local time."""
     console = _console()
     for record in logs:
         level = logging.getLevelName(record.level)
         if record.task_run_id is None:
-            source = f"Flow run {flow_run.name!r}"
+            name = flow_names.get(record.flow_run_id) if record.flow_run_id else None
+            source = f"Flow run {name or str(record.flow_run_id)!r}"
         else:
             source = f"Task run {task_names.get(record.task_run_id, str(record.task_run_id))!r}"
         line = Text(f"{_local(record.timestamp, '%H:%M:%S.%f')[:-3]} | ")
