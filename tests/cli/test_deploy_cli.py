@@ -437,3 +437,14 @@ def test_a_served_deployment_without_its_process_says_so(cli, client) -> None:
     listed = ok(cli("deployment", "ls"))
     assert "served" in listed and "no serve process" not in listed
     assert "No process is serving" not in cli("deployment", "run", "nightly/n").stderr
+
+
+def test_flow_run_ls_keeps_a_deployment_s_runs_with_their_scheduled_time(cli, pool) -> None:
+    ok(cli("deploy", "flows/sales.py:nightly", "--name", "n", "--pool", pool))
+    ok(cli("deploy", "flows/sales.py:nightly", "--name", "other", "--pool", pool))
+    mine = run_id(ok(cli("deployment", "run", "nightly/n")))
+    run_id(ok(cli("deployment", "run", "nightly/other")))
+
+    listed = ok(cli("flow-run", "ls", "--deployment", "nightly/n"))
+    assert str(mine) in listed and "Scheduled" in listed.splitlines()[0]
+    assert len([line for line in listed.splitlines()[1:] if line.strip()]) == 1

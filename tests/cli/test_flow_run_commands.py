@@ -157,3 +157,11 @@ def test_config_view_shows_the_home_and_where_the_database_is(anabranch, cli_hom
 
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" │├└─"))
+
+
+def test_ls_flow_keeps_that_flow_s_runs(anabranch) -> None:
+    result = anabranch("flow-run", "ls", "--flow", "etl")
+
+    assert "brave-otter" in result.stdout and "lazy-newt" in result.stdout
+    assert "swift-fox" not in result.stdout
+    assert "No flow runs match" in anabranch("flow-run", "ls", "--flow", "nope").stderr

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from anabranch.cli import render
-from anabranch.cli.options import whole_number
+from anabranch.cli.options import deployment_name, whole_number
 from anabranch.client import AnabranchClient, get_client, upkeep
 from anabranch.schemas import FlowRun, LogRecord, StateType
 
@@ -58,12 +58,22 @@ def ls(
         None, "--until", metavar="TIME", help="Only runs that started at or before TIME "
         "(as --since; a date alone is its midnight)."
     ),
+    flow: str | None = typer.Option(None, "--flow", metavar="FLOW", help="Only this flow's runs."),
+    deployment: str | None = typer.Option(
+        None, "--deployment", metavar="FLOW/DEPLOYMENT", help="Only this deployment's runs."
+    ),
     output: Output = _OUTPUT,
 ) -> None:
     """List flow runs, newest first."""
     count = whole_number(limit, "--limit", minimum=1)
-    runs = _up_to_date_store().read_flow_runs(
+    client = _up_to_date_store()
+    deployment_id = None
+    if deployment is not None:
+        deployment_id = client.read_deployment_by_name(deployment_name(deployment)).id
+    runs = client.read_flow_runs(
         limit=count,
+        flow_name=flow,
+        deployment_id=deployment_id,
         tags=tag,
         started_after=_parse_time(since, "--since"),
         started_before=_parse_time(until, "--until"),
@@ -73,7 +83,7 @@ def ls(
         render.print_json([render.run_json(run) for run in runs])
     elif runs:
         render.flow_runs_table(runs)
-    elif tag or since or until:
+    elif tag or since or until or flow or deployment:
         render.note("No flow runs match these filters.")
     else:
         render.note("No flow runs" + (f" in state {state!r}." if state else "."))

@@ -102,17 +102,19 @@ def flow_runs_table(runs: Sequence[FlowRun]) -> None:
     table.add_column("Flow", overflow="fold")
     table.add_column("Name", overflow="fold")
     table.add_column("State")
+    scheduled = any(run.expected_start_time is not None for run in runs)
+    if scheduled:
+        table.add_column("Scheduled")
     table.add_column("Started")
     table.add_column("Duration", justify="right")
     for run in runs:
-        table.add_row(
-            str(run.id),
-            Text(run.flow_name),
-            Text(run.name),
-            _state_text(run.state),
-            _local(run.start_time, "%Y-%m-%d %H:%M:%S"),
-            _duration(run),
-        )
+        cells: list[str | Text] = [
+            str(run.id), Text(run.flow_name), Text(run.name), _state_text(run.state)
+        ]
+        if scheduled:
+            cells.append(_local(run.expected_start_time, "%Y-%m-%d %H:%M:%S"))
+        cells += [_local(run.start_time, "%Y-%m-%d %H:%M:%S"), _duration(run)]
+        table.add_row(*cells)
     _console(soft_wrap=False).print(table)
 
 
