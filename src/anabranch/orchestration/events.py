@@ -96,10 +96,7 @@ def read_events(
     limit: int = 100,
     newest_first: bool = False,
 ) -> EventPage:
-    """Events whose name fits one of ``event_names`` and whose resource id fits one of
-    ``resource_ids`` (``*`` is a wildcard), related to one of ``related_ids`` when given,
-    that occurred in [since, until]; after position ``after`` (for following the feed:
-    pass back ``next_after``), oldest first unless ``newest_first``."""
+    """The events ``EventOperations.read_events`` describes, as an EventPage."""
     limit = max(1, min(limit, MAX_PAGE))
     query = sa.select(event)
     if event_names:

@@ -70,7 +70,7 @@ class RelatedResource(Resource):
 
 
 class Event(BaseModel):
-    """One thing that happened. ``received`` and ``seq`` are the store's."""
+    """One thing that happened."""
 
     model_config = _LAZY
 
@@ -80,7 +80,6 @@ class Event(BaseModel):
     resource: Resource
     related: list[RelatedResource] = Field(default_factory=list)
     payload: dict[str, Any] = Field(default_factory=dict)
-    received: datetime | None = None
 
     def related_in(self, role: str) -> list[RelatedResource]:
         """The related resources in ``role``."""
