@@ -334,9 +334,17 @@ def _server(database_url: str, home: Path) -> Iterator[str]:
 
 def _child(args: list[str], env: dict[str, str], cwd: Path, timeout: float) -> dict[str, Any]:
     """Run this script with ``args`` and return the JSON it prints last."""
+    return run_for_json(HERE, args, env, cwd, timeout)
+
+
+def run_for_json(
+    script: Path, args: list[str], env: dict[str, str], cwd: Path, timeout: float
+) -> dict[str, Any]:
+    """Run a benchmark ``script`` in a process of its own and return the JSON object it
+    prints last, or ``{"error": ...}`` saying why there is none."""
     try:
         proc = subprocess.run(
-            [sys.executable, str(HERE), *args],
+            [sys.executable, str(script), *args],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -352,7 +360,7 @@ def _child(args: list[str], env: dict[str, str], cwd: Path, timeout: float) -> d
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if not lines:
         return {"error": "no result printed"}
-    return json.loads(lines[-1])
+    return dict(json.loads(lines[-1]))
 
 
 def _flow_once(mode: str, n_tasks: int, timeout: float) -> dict[str, Any]:

@@ -59,7 +59,6 @@ import resource
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -352,23 +351,7 @@ def prepare(database_url: str) -> None:
 
 def _child(args: list[str], env: dict[str, str], cwd: Path, timeout: float) -> dict[str, Any]:
     """Run this script with ``args`` and return the JSON it prints last."""
-    try:
-        proc = subprocess.run(
-            [sys.executable, str(HERE), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            cwd=cwd,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:g} s"}
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return {"error": (proc.stderr.strip().splitlines() or ["no result printed"])[-1]}
-    return dict(json.loads(lines[-1]))
+    return bench_server.run_for_json(HERE, args, env, cwd, timeout)
 
 
 def _sqlite(path: Path, *statements: str) -> None:
