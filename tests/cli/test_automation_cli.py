@@ -167,3 +167,20 @@ def test_event_ls_follow_shows_new_events_until_interrupted() -> None:
         follower.send_signal(signal.SIGINT)
         assert follower.wait(timeout=30) == 0
         reader.join(timeout=10)
+
+
+def test_inspect_shows_what_a_file_would_declare(cli, tmp_path: Path) -> None:
+    cli("automation", "create", "n", "--on-state", "Failed", "--flow", "nightly",
+        "--webhook", "https://example.com/hook")
+    shown = cli("automation", "inspect", "n").stdout.split("firings:")[0]
+    assert "within" not in shown and "after" not in shown  # defaults left out
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(shown.replace("name: n\n", "name: copy\n"))
+    masked = cli("automation", "create", "--from-file", str(copy))
+    assert masked.returncode == 1 and "holds a masked value (***)" in masked.stderr
+    copy.write_text(copy.read_text().replace("https://example.com/***",
+                                             "https://example.com/hook"))
+    assert cli("automation", "create", "--from-file", str(copy)).returncode == 0
+    original, copied = Automation.read("n"), Automation.read("copy")
+    assert copied.trigger == original.trigger
+    assert [a.type for a in copied.actions] == ["call-webhook"]

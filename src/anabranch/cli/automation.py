@@ -30,6 +30,7 @@ from anabranch.schemas.automations import (
     SendNotification,
     StoredAutomation,
 )
+from anabranch.schemas.events import RESOURCE_NAME, RESOURCE_ROLE
 from anabranch.schemas.states import StateType
 from anabranch.settings import get_settings
 
@@ -137,8 +138,7 @@ def inspect(name: str = _NAME, output: Output = OUTPUT) -> None:
              "firings": [f.model_dump(mode="json") for f in firings]}
         )
         return
-    details = automation.model_dump(mode="json", exclude={"id", "created", "updated"})
-    print(yaml.safe_dump(details, sort_keys=False).rstrip())
+    print(yaml.safe_dump(_declaration(automation), sort_keys=False).rstrip())
     print("firings:" if firings else "firings: none yet")
     for firing in firings:
         print(f"  - {_firing_text(firing)}: {firing.reason}")
@@ -233,6 +233,26 @@ def _from_file(path: Path) -> list[AutomationSpec]:
     return [AutomationSpec.model_validate(item) for item in items]
 
 
+def _declaration(automation: StoredAutomation) -> dict[str, Any]:
+    """What was declared, without the defaults (and ``within`` in seconds): the structure
+    ``--from-file`` takes."""
+    trigger = automation.trigger.model_dump(mode="json", exclude_defaults=True)
+    if "within" in trigger:
+        trigger["within"] = automation.trigger.within.total_seconds()
+    for names in ("after", "expect", "for_each"):  # sets: shown in a stable order
+        if names in trigger:
+            trigger[names] = sorted(trigger[names])
+    declared: dict[str, Any] = {"name": automation.name, "enabled": automation.enabled}
+    if automation.description:
+        declared["description"] = automation.description
+    declared["trigger"] = trigger
+    declared["actions"] = [
+        {"type": action.type, **action.model_dump(mode="json", exclude_defaults=True)}
+        for action in automation.actions
+    ]
+    return declared
+
+
 def _trigger_text(automation: StoredAutomation | AutomationSpec) -> str:
     trigger = automation.trigger
     expect = ", ".join(sorted(trigger.expect)) or "any event"
@@ -242,7 +262,9 @@ def _trigger_text(automation: StoredAutomation | AutomationSpec) -> str:
     if trigger.threshold > 1 or trigger.posture == "Proactive":
         text += f" (x{trigger.threshold} within {trigger.within.total_seconds():g} s)"
     for spec in trigger.related_specs:
-        if spec:
+        if set(spec) == {RESOURCE_ROLE, RESOURCE_NAME}:
+            text += f" for {spec[RESOURCE_ROLE]} {spec[RESOURCE_NAME]}"
+        elif spec:
             text += " for " + " ".join(f"{k.split('.')[-1]}={v}" for k, v in spec.items())
     return text
 

@@ -20,6 +20,8 @@ app = typer.Typer(help="Events: runs' state changes, workers, deployments, autom
                   no_args_is_help=True)
 
 _FOLLOW_POLL_SECONDS = 0.5
+# Event names are padded to this, so resources line up (anabranch.task-run.Completed fits).
+_NAME_WIDTH = 30
 _FILTER_KEYS = {"event": "event_names", "resource": "resource_ids", "related": "related_ids"}
 
 
@@ -79,7 +81,7 @@ def _show(event: Event, output: Output) -> None:
         return
     when = event.occurred.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     line = Text(f"{when}  ")
-    line.append(event.event, style=_style(event.event))
+    line.append(event.event.ljust(_NAME_WIDTH), style=_style(event.event))
     line.append(f"  {event.resource.id}")
     if event.resource.name:
         line.append(f" ({event.resource.name})", style="dim")

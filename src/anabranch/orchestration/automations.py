@@ -40,6 +40,12 @@ def create_automation(
 ) -> StoredAutomation:
     """Store a new automation; its name must be new."""
     check_name(automation.name, "automation")
+    for index, action in enumerate(automation.model_dump(mode="json")["actions"]):
+        if _masked_values(action):
+            raise ValueError(
+                f"Action {index + 1} of automation {automation.name!r} holds a masked value "
+                "(***), as reads show secrets; give the real URL or header."
+            )
     if _row(conn, automation.name) is not None:
         raise ObjectAlreadyExists(
             f"An automation named {automation.name!r} exists already; change it with "
@@ -284,6 +290,11 @@ def _keep_secrets(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, 
             for key, value in new["headers"].items()
         }
     return kept
+
+
+def _masked_values(action: dict[str, Any]) -> bool:
+    headers = action.get("headers") or {}
+    return is_masked(action.get("url")) or any(is_masked(v) for v in headers.values())
 
 
 def _forget_windows(conn: Connection, automation_id: uuid.UUID) -> None:
